@@ -1,0 +1,16 @@
+"""WISH for Detectron2. ``import wish_d2`` registers the meta-architecture, heads, generators and datasets."""
+try:
+    from . import compat  # noqa: F401  (must run before any detectron2 submodule is imported)
+except ImportError as e:  # pragma: no cover - only without detectron2
+    raise ImportError(
+        "wish_d2 needs Detectron2. Run `make setup`, or `bash tools/install_detectron2.sh` in your environment "
+        f"(original error: {e})"
+    ) from e
+
+from .config import add_wish_config
+from . import modeling  # noqa: F401  registers models
+from . import data  # noqa: F401  registers datasets
+from . import evaluation  # noqa: F401
+
+__all__ = ["add_wish_config"]
+__version__ = "0.1.0"

@@ -1,0 +1,90 @@
+"""The one config function of the plugin: ``add_wish_config(cfg)``. Every default carries a comment."""
+from detectron2.config import CfgNode as CN
+
+
+def add_wish_config(cfg: CN) -> None:
+    """Add the ``MODEL.WISH`` subtree (and the few stock keys WISH relies on) to ``cfg`` in place."""
+    cfg.MODEL.WISH = CN()
+    W = cfg.MODEL.WISH
+    W.STAGE = "all"  # what trains: "1" alignment, "2" contact+matching heads, "all" = 1 -> pseudo-labels -> 2 -> eval
+    W.SUPERVISION = "pseudo"  # Stage 2 targets: "pseudo" (WISH) or "gt" (fully supervised upper bound)
+    W.METHOD = "wish"  # inference rule: wish | matching_only | contactness_only | nearest_to_hand | clip_zero_shot
+    W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)
+    W.USE_GEOMETRY = True  # ablation switch: False drops g(m, H) from pair features (visual only)
+
+    W.CLIP = CN()
+    W.CLIP.ENCODER = "OpenCLIPEncoder"  # CLIP_ENCODER_REGISTRY entry
+    W.CLIP.MODEL_NAME = "WISH-Tiny-ViT"  # open_clip architecture; "ViT-B-16" for real data
+    W.CLIP.PRETRAINED = ""  # local open_clip checkpoint file; "" = random init (embedded default and tests only)
+    W.CLIP.INIT_SEED = 0  # seed of the random init when PRETRAINED is "", so features are reproducible
+    W.CLIP.PROMPT = "{noun} in contact with the {side} hand"  # Stage 1 text template per noun phrase and side
+    W.CLIP.ZERO_SHOT_PROMPT = "an object held in the {side} hand"  # CLIP zero-shot baseline prompt
+    W.CLIP.MASK_SOFT_COVERAGE = True  # attention bias from the fraction of each patch a mask covers (else binary)
+
+    W.SEGMENTER = CN()
+    W.SEGMENTER.NAME = "SAM"  # SEGMENTER_REGISTRY entry used by online proposal generators: SAM | GSAM
+    W.SEGMENTER.SAM_TYPE = "vit_b"  # vit_b | vit_l | vit_h (segment_anything) or tiny (tests)
+    W.SEGMENTER.SAM_CHECKPOINT = ""  # local sam_vit_*.pth; "" = random init (tests only)
+    W.SEGMENTER.POINTS_PER_SIDE = 32  # SAM automatic mask generator grid density
+    W.SEGMENTER.PRED_IOU_THRESH = 0.88  # SAM automatic mask generator quality filter
+    W.SEGMENTER.GDINO_PATH = ""  # local transformers Grounding DINO folder (GSAM only)
+    W.SEGMENTER.BOX_THRESHOLD = 0.25  # Grounding DINO box score threshold (GSAM only)
+    W.SEGMENTER.TEXT_THRESHOLD = 0.25  # Grounding DINO phrase threshold (GSAM only)
+
+    W.PROPOSALS = CN()
+    W.PROPOSALS.MAX_PER_IMAGE = 32  # keep the top proposals by score
+    W.PROPOSALS.MIN_AREA = 16  # drop proposals smaller than this many pixels
+    W.PROPOSALS.MAX_HAND_FRACTION = 0.5  # drop proposals whose area is more than this fraction hand
+
+    W.HANDS = CN()
+    W.HANDS.SOURCE = "dataset"  # HAND_SOURCE_REGISTRY entry: dataset | precomputed | detector
+    W.HANDS.SIDE_HEURISTIC = True  # side-less hands get a side from the vertical split (centroid x < W/2 = left)
+    W.HANDS.PRECOMPUTED_FILE = ""  # json of hand masks for the "precomputed" source
+    W.HANDS.DETECTOR_CONFIG = ""  # Detectron2 config of a hand detector for the "detector" source
+    W.HANDS.DETECTOR_WEIGHTS = ""  # its weights
+    W.HANDS.DILATION = 0.04  # hand dilation for geometry features, as a fraction of the image diagonal
+
+    W.ADAPTER = CN()
+    W.ADAPTER.HIDDEN_DIM = 256  # hidden width of MLPv / MLPt and the Stage 2 heads
+    W.ADAPTER.EMBED_DIM = 128  # joint embedding width of Stage 1
+    W.ADAPTER.DROPOUT = 0.1  # dropout inside the adapters and heads
+
+    W.STAGE1 = CN()
+    W.STAGE1.TEMPERATURE = 0.07  # tau of s_{i,j,s} = cos(w, p) / tau
+    W.STAGE1.MAX_ITER = 600  # iterations of Stage 1 when STAGE is "all"
+    W.STAGE1.BASE_LR = 1e-3  # AdamW learning rate of Stage 1
+    W.STAGE1.IMS_PER_BATCH = 32  # images (= narrations) per InfoNCE batch
+
+    W.PSEUDO = CN()
+    W.PSEUDO.THRESHOLD = -1.0  # score threshold of a positive; < 0 = calibrate on the validation split
+    W.PSEUDO.BOTH_RULE = True  # a hand may accept the object the other hand accepted if it is its own best
+    W.PSEUDO.FILE = ""  # pseudo-label json to train Stage 2 on; "" = OUTPUT_DIR/pseudo_labels.json
+
+    W.STAGE2 = CN()
+    W.STAGE2.MAX_ITER = 600  # iterations of Stage 2 when STAGE is "all"
+    W.STAGE2.BASE_LR = 1e-3  # AdamW learning rate of Stage 2
+    W.STAGE2.IMS_PER_BATCH = 32  # images per Stage 2 batch
+
+    W.INFERENCE = CN()
+    W.INFERENCE.CONTACT_THRESHOLD = -1.0  # keep a hand's object if contactness >= this; < 0 = calibrate on val
+    W.INFERENCE.FUSION = "product"  # "product": argmax_i c*softmax(a), threshold c; "chain": argmax a then c
+
+    W.LOSS_WEIGHTS = CN()
+    W.LOSS_WEIGHTS.ALIGN = 1.0  # Stage 1 symmetric InfoNCE; 0 drops the term
+    W.LOSS_WEIGHTS.CONTACT = 1.0  # Stage 2 contactness BCE; 0 drops the term
+    W.LOSS_WEIGHTS.MATCH = 1.0  # Stage 2 matching cross-entropy; 0 drops the term
+
+    W.CACHE = CN()
+    W.CACHE.DIR = ""  # feature cache root; "" = OUTPUT_DIR/cache
+    W.CACHE.SHARD_SIZE = 256  # images per cache shard
+    W.CACHE.ENABLED = True  # train from cached features; False runs the frozen models online every step
+
+    cfg.SOLVER.OPTIMIZER = "AdamW"  # "AdamW" for the small adapters/heads, or "SGD" (Detectron2's default)
+    cfg.INPUT.DATASET_MAPPER_NAME = "wish_cached"  # "wish_cached" (feature cache) or "wish_online" (images)
+    cfg.DATASETS.VAL = ()  # split used to calibrate thresholds; never the test split
+    cfg.DATASETS.SYNTHETIC = CN()
+    cfg.DATASETS.SYNTHETIC.SEED = 0  # seed of the embedded synthetic benchmark
+    cfg.DATASETS.SYNTHETIC.NUM_TRAIN = 1500  # frames in wish_synth_train
+    cfg.DATASETS.SYNTHETIC.NUM_VAL = 300  # frames in wish_synth_val
+    cfg.DATASETS.SYNTHETIC.NUM_TEST = 1000  # frames in wish_synth_test
+    cfg.DATASETS.SYNTHETIC.IMAGE_SIZE = (160, 160)  # (H, W) of synthetic frames

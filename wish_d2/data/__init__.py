@@ -1,0 +1,1 @@
+"""Datasets, narration parsing, mappers and the synthetic benchmark. Importing registers built-in splits."""

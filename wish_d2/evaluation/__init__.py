@@ -1,0 +1,1 @@
+"""In-hand evaluation: E-mIoU, COCO export, AP."""

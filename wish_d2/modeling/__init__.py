@@ -1,0 +1,1 @@
+"""WISH model parts. Importing this package registers them with Detectron2."""
