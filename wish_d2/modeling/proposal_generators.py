@@ -1,0 +1,291 @@
+"""Class-agnostic mask proposal generators (DESIGN §2.1), registered in Detectron2's
+``PROPOSAL_GENERATOR_REGISTRY``: ``PrecomputedMaskProposals``, ``SAMProposals``, ``GSAMProposals``.
+
+**Calling convention (differs from Detectron2's stock generators on purpose).** The WISH meta-architecture calls
+
+    generator(batched_inputs: list[dict]) -> list[Instances]
+
+instead of the stock ``generator(images: ImageList, features: dict, gt_instances)``. RPN-style generators score
+anchors on the detector's own backbone features; WISH's proposals come from *frozen, external, class-agnostic
+segmenters* (SAM, Grounding DINO + SAM) that need the raw RGB ``uint8`` frame at its own resolution, or, for
+precomputed proposals, only the ``image_id`` and the proposals file. Neither normalised padded ``ImageList`` tensors
+nor backbone features are of any use to them, and WISH has no trainable backbone before the proposals.
+
+Each input dict carries ``"image"`` (``uint8`` ``[3, H, W]`` tensor, channel order ``input_format``, RGB by
+default), ``"image_id"``, ``"height"``, ``"width"``, and optionally ``"proposals_file"`` and ``"dataset_name"``.
+Dicts without ``"image"`` (e.g. the feature-cache mapper) are fine for precomputed proposals: the output size is then
+``(height, width)``.
+
+Each output ``Instances`` has ``image_size = (H, W)`` of the dict's image and fields
+
+* ``proposal_boxes``: :class:`Boxes` ``[N, 4]`` XYXY, the tight box of each mask (``BitMasks.get_bounding_boxes``);
+* ``objectness_logits``: ``[N]`` ``logit(score)``, the score clamped to ``[1e-6, 1 - 1e-6]`` first;
+* ``proposal_masks``: bool ``[N, H, W]``.
+
+Post-processing shared by all generators (:func:`postprocess_proposals`): drop masks with fewer than ``min_area``
+pixels, then keep the ``max_per_image`` best by score, sorted by decreasing score. Proposals that are mostly hand are
+*not* removed here: hands come from a separate source and the meta-architecture removes them
+(``MODEL.WISH.PROPOSALS.MAX_HAND_FRACTION``).
+"""
+import logging
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
+from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY
+from detectron2.structures import BitMasks, Boxes, Instances
+
+from ..data.proposals_io import ProposalStore
+from ..utils.masks import decode_rles
+from .segmenters import build_segmenter
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "postprocess_proposals",
+    "image_to_rgb_numpy",
+    "PrecomputedMaskProposals",
+    "SAMProposals",
+    "GSAMProposals",
+    "ONLINE_GENERATORS",
+    "build_online_proposal_generator",
+]
+
+_EPS = 1e-6
+
+
+def postprocess_proposals(
+    masks: torch.Tensor, scores: torch.Tensor, min_area: int = 0, max_per_image: int = -1
+) -> Instances:
+    """Masks ``[N, H, W]`` + scores ``[N]`` -> proposal ``Instances`` of size ``(H, W)``.
+
+    Drops masks with area < ``min_area``, keeps the ``max_per_image`` highest scores (``<= 0`` keeps all), sorted
+    by decreasing score. Zero masks give an empty ``Instances`` with correctly shaped fields.
+    """
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [N, H, W], got {tuple(masks.shape)}")
+    masks = masks.bool()
+    scores = scores.float().reshape(-1).to(masks.device)
+    if len(scores) != len(masks):
+        raise ValueError(f"{len(masks)} masks but {len(scores)} scores")
+    h, w = masks.shape[-2:]
+    keep = masks.flatten(1).sum(1) >= min_area if len(masks) else torch.zeros(0, dtype=torch.bool)
+    masks, scores = masks[keep], scores[keep]
+    order = torch.argsort(scores, descending=True, stable=True)
+    if max_per_image > 0:
+        order = order[:max_per_image]
+    masks, scores = masks[order], scores[order]
+    inst = Instances((int(h), int(w)))
+    inst.proposal_boxes = BitMasks(masks).get_bounding_boxes() if len(masks) else Boxes(torch.zeros((0, 4)))
+    inst.proposal_boxes = Boxes(inst.proposal_boxes.tensor.to(masks.device))
+    inst.objectness_logits = torch.logit(scores.clamp(_EPS, 1 - _EPS))
+    inst.proposal_masks = masks
+    return inst
+
+
+def image_to_rgb_numpy(image: torch.Tensor, input_format: str = "RGB") -> np.ndarray:
+    """A dataset-dict ``"image"`` (``[3, H, W]`` tensor, ``input_format`` channel order) -> RGB uint8 ``[H, W, 3]``."""
+    if image.ndim != 3 or image.shape[0] != 3:
+        raise ValueError(f"expected an image tensor [3, H, W], got {tuple(image.shape)}")
+    arr = image.detach().cpu().permute(1, 2, 0).numpy()
+    if arr.dtype != np.uint8:
+        arr = np.clip(arr, 0, 255).astype(np.uint8)
+    if input_format == "BGR":
+        arr = arr[:, :, ::-1]
+    elif input_format != "RGB":
+        raise ValueError(f"unsupported INPUT.FORMAT {input_format!r} for mask proposals (RGB or BGR)")
+    return np.ascontiguousarray(arr)
+
+
+def _output_size(x: Dict) -> Tuple[int, int]:
+    if "image" in x:
+        return tuple(int(s) for s in x["image"].shape[-2:])
+    return int(x["height"]), int(x["width"])
+
+
+class _MaskProposalGenerator(nn.Module):
+    """Shared post-processing (``min_area``, ``max_per_image``) and the WISH calling convention."""
+
+    def __init__(self, *, min_area: int = 16, max_per_image: int = 32):
+        super().__init__()
+        self.min_area = int(min_area)
+        self.max_per_image = int(max_per_image)
+
+    @staticmethod
+    def _common_from_config(cfg) -> Dict:
+        P = cfg.MODEL.WISH.PROPOSALS
+        return {"min_area": P.MIN_AREA, "max_per_image": P.MAX_PER_IMAGE}
+
+    def _postprocess(self, masks: torch.Tensor, scores: torch.Tensor) -> Instances:
+        return postprocess_proposals(masks, scores, self.min_area, self.max_per_image)
+
+    def forward(self, batched_inputs: List[Dict]) -> List[Instances]:
+        return [self.propose_one(x) for x in batched_inputs]
+
+    def propose_one(self, x: Dict) -> Instances:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+@PROPOSAL_GENERATOR_REGISTRY.register()
+class PrecomputedMaskProposals(_MaskProposalGenerator):
+    """Proposals read from a JSON-lines file of :mod:`wish_d2.data.proposals_io` (e.g. written by
+    ``tools/extract_proposals.py``), looked up by ``image_id``.
+
+    Which file, for each input dict, in this order:
+
+    1. the dict's ``"proposals_file"`` (the mapper copies it from the dataset's metadata ``proposals_file``);
+    2. the ``proposals_file`` constructor argument (one file for everything, e.g. in tests or demos);
+    3. ``MetadataCatalog.get(dict["dataset_name"]).proposals_file``.
+
+    One :class:`ProposalStore` (byte offsets only) is cached per file. An image without a record, or with zero
+    masks, gets an empty ``Instances`` (the store logs a warning for a missing record). When a record's
+    ``height``/``width`` differ from the dict's image size (e.g. proposals extracted at full resolution, frames
+    loaded downscaled), masks are resized with nearest-neighbour interpolation: a mask is a label map, and
+    nearest keeps it binary without a threshold to pick. ``min_area`` applies at the output resolution.
+    """
+
+    @configurable
+    def __init__(self, *, proposals_file: Optional[str] = None, min_area: int = 16, max_per_image: int = 32):
+        super().__init__(min_area=min_area, max_per_image=max_per_image)
+        self.proposals_file = proposals_file or None
+        self._stores: Dict[str, ProposalStore] = {}
+
+    @classmethod
+    def from_config(cls, cfg, input_shape=None):
+        # The file is per dataset (metadata ``proposals_file``), resolved per dict: no cfg key.
+        return cls._common_from_config(cfg)
+
+    def _store(self, path: str) -> ProposalStore:
+        if path not in self._stores:
+            self._stores[path] = ProposalStore(path)
+        return self._stores[path]
+
+    def _resolve_file(self, x: Dict) -> str:
+        path = x.get("proposals_file") or self.proposals_file
+        if not path and x.get("dataset_name"):
+            path = MetadataCatalog.get(x["dataset_name"]).get("proposals_file")
+        if not path:
+            raise ValueError(
+                f"no precomputed proposals file for image {x.get('image_id')!r}: the dict has no 'proposals_file' "
+                "or 'dataset_name' with metadata proposals_file, and the generator was built without one. "
+                "Run tools/extract_proposals.py and set the dataset's metadata proposals_file."
+            )
+        return path
+
+    def propose_one(self, x: Dict) -> Instances:
+        h, w = _output_size(x)
+        rec = self._store(self._resolve_file(x)).get(x["image_id"])
+        rh, rw = int(rec.get("height", h)), int(rec.get("width", w))
+        if rec["masks"]:
+            rh, rw = (int(s) for s in rec["masks"][0]["size"])
+        masks = decode_rles(rec["masks"], rh, rw)
+        if (rh, rw) != (h, w):
+            masks = F.interpolate(masks[None].float(), size=(h, w), mode="nearest")[0] > 0.5
+        scores = torch.tensor(rec["scores"], dtype=torch.float32)
+        return self._postprocess(masks, scores)
+
+
+class _SegmenterProposals(_MaskProposalGenerator):
+    """Runs a frozen segmenter on each dict's RGB image."""
+
+    segmenter_name = ""
+
+    def __init__(self, *, segmenter: nn.Module, input_format: str = "RGB", min_area: int = 16,
+                 max_per_image: int = 32):
+        super().__init__(min_area=min_area, max_per_image=max_per_image)
+        self.segmenter = segmenter
+        self.input_format = input_format
+
+    @classmethod
+    def from_config(cls, cfg, input_shape=None):
+        ret = cls._common_from_config(cfg)
+        ret.update(segmenter=build_segmenter(cfg, cls.segmenter_name), input_format=cfg.INPUT.FORMAT)
+        return ret
+
+    def _segment(self, image: np.ndarray, x: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.segmenter(image)
+
+    def propose_one(self, x: Dict) -> Instances:
+        if "image" not in x:
+            raise ValueError(f"{type(self).__name__} needs the RGB 'image' in each input dict (online mapper)")
+        masks, scores = self._segment(image_to_rgb_numpy(x["image"], self.input_format), x)
+        return self._postprocess(masks, scores)
+
+
+@PROPOSAL_GENERATOR_REGISTRY.register()
+class SAMProposals(_SegmenterProposals):
+    """SAM automatic masks (:class:`~wish_d2.modeling.segmenters.SAMSegmenter`) as proposals; score = SAM's
+    predicted IoU. Config: ``MODEL.WISH.SEGMENTER.{SAM_TYPE, SAM_CHECKPOINT, POINTS_PER_SIDE, PRED_IOU_THRESH}``."""
+
+    segmenter_name = "SAM"
+
+    @configurable
+    def __init__(self, *, segmenter: nn.Module, input_format: str = "RGB", min_area: int = 16,
+                 max_per_image: int = 32):
+        super().__init__(segmenter=segmenter, input_format=input_format, min_area=min_area,
+                         max_per_image=max_per_image)
+
+
+@PROPOSAL_GENERATOR_REGISTRY.register()
+class GSAMProposals(_SegmenterProposals):
+    """Grounded-SAM proposals (:class:`~wish_d2.modeling.segmenters.GSAMSegmenter`); score = Grounding DINO box
+    score. Config: ``MODEL.WISH.SEGMENTER.{GDINO_PATH, BOX_THRESHOLD, TEXT_THRESHOLD, SAM_TYPE, SAM_CHECKPOINT}``.
+
+    The text prompt is the dataset taxonomy, in this order: the ``nouns`` constructor argument; else
+    ``MetadataCatalog.get(dict["dataset_name"]).nouns``; else the ``nouns`` of the first dataset of
+    ``default_datasets`` (from_config: ``DATASETS.TRAIN + DATASETS.TEST``) that has them.
+    """
+
+    segmenter_name = "GSAM"
+
+    @configurable
+    def __init__(self, *, segmenter: nn.Module, nouns: Optional[Sequence[str]] = None,
+                 default_datasets: Sequence[str] = (), input_format: str = "RGB", min_area: int = 16,
+                 max_per_image: int = 32):
+        super().__init__(segmenter=segmenter, input_format=input_format, min_area=min_area,
+                         max_per_image=max_per_image)
+        self.nouns = list(nouns) if nouns else None
+        self.default_datasets = tuple(default_datasets)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape=None):
+        ret = super().from_config(cfg, input_shape)
+        ret["default_datasets"] = tuple(cfg.DATASETS.TRAIN) + tuple(cfg.DATASETS.TEST)
+        return ret
+
+    def _nouns(self, x: Dict) -> List[str]:
+        if self.nouns:
+            return self.nouns
+        names = ([x["dataset_name"]] if x.get("dataset_name") else []) + list(self.default_datasets)
+        for name in names:
+            nouns = MetadataCatalog.get(name).get("nouns")
+            if nouns:
+                return list(nouns)
+        raise ValueError(
+            f"GSAM needs a noun taxonomy: none of the datasets {names} has metadata 'nouns', and no nouns were given"
+        )
+
+    def _segment(self, image: np.ndarray, x: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
+        return self.segmenter(image, nouns=self._nouns(x))
+
+
+# Online generators by segmenter name (MODEL.WISH.SEGMENTER.NAME), used by tools/extract_proposals.py.
+ONLINE_GENERATORS = {"SAM": "SAMProposals", "GSAM": "GSAMProposals"}
+
+
+def build_online_proposal_generator(cfg) -> nn.Module:
+    """The online generator a cfg asks for: ``MODEL.PROPOSAL_GENERATOR.NAME`` when it is one of
+    ``SAMProposals`` / ``GSAMProposals``, else the one for ``MODEL.WISH.SEGMENTER.NAME`` (a training cfg that reads
+    precomputed proposals still names the segmenter that makes them)."""
+    name = cfg.MODEL.PROPOSAL_GENERATOR.NAME
+    if name not in ONLINE_GENERATORS.values():
+        seg = cfg.MODEL.WISH.SEGMENTER.NAME
+        if seg not in ONLINE_GENERATORS:
+            raise ValueError(f"MODEL.WISH.SEGMENTER.NAME={seg!r} has no online generator; one of {list(ONLINE_GENERATORS)}")
+        name = ONLINE_GENERATORS[seg]
+    return PROPOSAL_GENERATOR_REGISTRY.get(name)(cfg)
