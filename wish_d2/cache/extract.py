@@ -1,0 +1,85 @@
+"""Fill a :class:`FeatureCache` by running WISH's frozen part (proposals, hands, mask-pooled CLIP, geometry)
+once per frame. Shards are split across ranks with Detectron2's ``comm``, so ``launch`` with N GPUs or N
+machines divides the work; finished shards are skipped, so an interrupted extraction resumes."""
+import hashlib
+import logging
+import os
+from typing import Dict, List
+
+import torch
+from detectron2.utils import comm
+from tqdm import tqdm
+
+from .store import FeatureCache, cache_key
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_fingerprint(dicts: List[Dict]) -> str:
+    h = hashlib.sha256()
+    for d in dicts:
+        h.update(f"{d['image_id']}|{d['file_name']}|{d['height']}x{d['width']}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _file_stamp(path: str) -> str:
+    if not path:
+        return ""
+    try:
+        st = os.stat(path)
+        return f"{path}:{st.st_size}:{int(st.st_mtime)}"
+    except OSError:
+        return path
+
+
+def feature_cache_key(cfg, dataset_name: str, dicts: List[Dict], proposals_file: str = "") -> str:
+    """Hash of the dataset and of every config field that changes the cached features."""
+    w = cfg.MODEL.WISH
+    return cache_key({
+        "dataset": dataset_name,
+        "images": dataset_fingerprint(dicts),
+        "clip": [w.CLIP.MODEL_NAME, _file_stamp(w.CLIP.PRETRAINED), w.CLIP.INIT_SEED, w.CLIP.MASK_SOFT_COVERAGE,
+                 w.CLIP.PROMPT, w.CLIP.ZERO_SHOT_PROMPT],
+        "proposals": [cfg.MODEL.PROPOSAL_GENERATOR.NAME, _file_stamp(proposals_file), w.PROPOSALS.MAX_PER_IMAGE,
+                      w.PROPOSALS.MIN_AREA, w.PROPOSALS.MAX_HAND_FRACTION, w.SEGMENTER.NAME, w.SEGMENTER.SAM_TYPE,
+                      _file_stamp(w.SEGMENTER.SAM_CHECKPOINT), w.SEGMENTER.POINTS_PER_SIDE,
+                      w.SEGMENTER.PRED_IOU_THRESH, _file_stamp(w.SEGMENTER.GDINO_PATH), w.SEGMENTER.BOX_THRESHOLD,
+                      w.SEGMENTER.TEXT_THRESHOLD],
+        "hands": [w.HANDS.SOURCE, w.HANDS.SIDE_HEURISTIC, _file_stamp(w.HANDS.PRECOMPUTED_FILE),
+                  _file_stamp(w.HANDS.DETECTOR_WEIGHTS), w.HANDS.DILATION],
+    })
+
+
+@torch.no_grad()
+def extract_dataset_features(model, dicts: List[Dict], mapper, cache: FeatureCache, batch_size: int = 8,
+                             desc: str = "extract") -> FeatureCache:
+    """Run ``model.extract`` over ``dicts`` into ``cache``; returns the cache once complete on all ranks."""
+    if cache.is_complete():
+        return cache
+    was_training = model.training
+    model.eval()
+    rank, world = comm.get_rank(), comm.get_world_size()
+    ids = [str(d["image_id"]) for d in dicts]
+    todo = [k for k in range(cache.num_shards(len(dicts))) if k % world == rank]
+    todo = [k for k in todo if not cache.shard_is_complete(k, ids[k * cache.shard_size:(k + 1) * cache.shard_size])]
+    n_images = sum(len(dicts[k * cache.shard_size:(k + 1) * cache.shard_size]) for k in todo)
+    if n_images:
+        logger.info(f"Extracting features of {n_images} images into {cache.dir} (rank {rank}/{world})")
+    with tqdm(total=n_images, desc=desc, unit="img", disable=not n_images or not comm.is_main_process()) as bar:
+        for k in todo:
+            part = dicts[k * cache.shard_size:(k + 1) * cache.shard_size]
+            records = []
+            for i in range(0, len(part), batch_size):
+                batch = [mapper(d) for d in part[i:i + batch_size]]
+                records.extend(model.extract(batch))
+                bar.update(len(batch))
+            cache.write_shard(k, records)
+    if comm.is_main_process():
+        phrases = sorted({p for d in dicts for p in d.get("noun_phrases", [])})
+        cache.write_texts(phrases, model.text_embeddings(phrases), model.zero_shot_embeddings())
+    comm.synchronize()
+    if comm.is_main_process():
+        cache.finalize(ids)
+    comm.synchronize()
+    model.train(was_training)
+    return cache

@@ -1,0 +1,105 @@
+"""Feature-cache data path: make sure a dataset's cache exists, then serve it through Detectron2 loaders."""
+import json
+import logging
+import os
+from typing import Dict, List, Optional
+
+import torch
+from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
+from detectron2.data import build_detection_train_loader
+from detectron2.utils import comm
+
+from ..cache import FeatureCache, extract_dataset_features
+from ..cache.extract import feature_cache_key
+from ..data.mappers import WISHCachedMapper, WISHOnlineMapper, attach_cache_refs
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_dicts(name: str) -> List[Dict]:
+    """``DatasetCatalog.get`` with a clear error listing the registered datasets."""
+    if name not in DatasetCatalog.list():
+        raise KeyError(f"Dataset '{name}' is not registered. Registered: {', '.join(sorted(DatasetCatalog.list()))}")
+    meta = MetadataCatalog.get(name)
+    dicts = DatasetCatalog.get(name)
+    proposals_file = meta.get("proposals_file", "")
+    out = []
+    for d in dicts:
+        d = dict(d)
+        d.setdefault("dataset_name", name)
+        if proposals_file:
+            d.setdefault("proposals_file", proposals_file)
+        out.append(d)
+    return out
+
+
+def cache_root(cfg) -> str:
+    return cfg.MODEL.WISH.CACHE.DIR or os.path.join(cfg.OUTPUT_DIR, "cache")
+
+
+def feature_cache_for(cfg, name: str, dicts: Optional[List[Dict]] = None) -> FeatureCache:
+    dicts = dataset_dicts(name) if dicts is None else dicts
+    key = feature_cache_key(cfg, name, dicts, MetadataCatalog.get(name).get("proposals_file", ""))
+    return FeatureCache(cache_root(cfg), name, key, cfg.MODEL.WISH.CACHE.SHARD_SIZE)
+
+
+def ensure_feature_cache(cfg, name: str, model=None) -> FeatureCache:
+    """The dataset's feature cache, extracted first if missing or incomplete (resuming finished shards)."""
+    dicts = dataset_dicts(name)
+    cache = feature_cache_for(cfg, name, dicts)
+    if not cache.is_complete():
+        if model is None:
+            from detectron2.modeling import build_model
+
+            model = build_model(cfg)
+        extract_dataset_features(model, dicts, WISHOnlineMapper(is_train=False), cache, desc=f"features {name}")
+    return cache
+
+
+def cached_dicts(cfg, names, model=None):
+    """Dataset dicts with ``cache_ref``, plus one mapper-ready text table covering every dataset."""
+    out, texts = [], None
+    for name in names:
+        cache = ensure_feature_cache(cfg, name, model)
+        out.append((name, cache, attach_cache_refs(dataset_dicts(name), cache)))
+    return out
+
+
+class _MultiCache:
+    """Route each dict to its own dataset's cache (several training datasets at once)."""
+
+    def __init__(self, caches: Dict[str, FeatureCache]):
+        self.caches = caches
+
+    def mapper(self, pseudo_labels=None):
+        mappers = {name: WISHCachedMapper(c, c.load_texts(), pseudo_labels) for name, c in self.caches.items()}
+        return lambda d: mappers[d["dataset_name"]](d)
+
+
+def build_cached_train_loader(cfg, pseudo_labels: Optional[Dict] = None):
+    parts = cached_dicts(cfg, cfg.DATASETS.TRAIN)
+    dicts = [d for _, _, ds in parts for d in ds]
+    mapper = _MultiCache({n: c for n, c, _ in parts}).mapper(pseudo_labels)
+    return build_detection_train_loader(dicts, mapper=mapper, total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+                                        aspect_ratio_grouping=False, num_workers=cfg.DATALOADER.NUM_WORKERS)
+
+
+def build_cached_test_loader(cfg, name: str, model=None):
+    (_, cache, dicts), = cached_dicts(cfg, [name], model)
+    return build_detection_test_loader(dicts, mapper=WISHCachedMapper(cache, cache.load_texts()), num_workers=0)
+
+
+def iterate_cached(cfg, name: str, model=None, batch_size: int = 64, pseudo_labels=None):
+    """Yield batches of mapped cached dicts in dataset order (calibration, pseudo-labelling)."""
+    (_, cache, dicts), = cached_dicts(cfg, [name], model)
+    mapper = WISHCachedMapper(cache, cache.load_texts(), pseudo_labels)
+    for i in range(0, len(dicts), batch_size):
+        yield [mapper(d) for d in dicts[i:i + batch_size]]
+
+
+def load_pseudo_labels(path: str) -> Dict[str, List[int]]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Pseudo-label file not found: {path} (MODEL.WISH.PSEUDO.FILE); run Stage 1 first")
+    with open(path) as f:
+        data = json.load(f)
+    return {k: v["objects"] for k, v in data["labels"].items()}

@@ -1,0 +1,200 @@
+"""The WISH training flow in one call: Stage 1 -> calibrated pseudo-labels -> Stage 2 -> calibration -> test.
+
+Each stage is an ordinary ``WISHTrainer`` run (Detectron2's ``DefaultTrainer``) in its own output folder, so
+``--resume`` continues whichever stage was interrupted and finished stages are not retrained.
+"""
+import json
+import logging
+import os
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+from detectron2.checkpoint import DetectionCheckpointer
+from detectron2.utils import comm
+
+from ..modeling.inference import select_in_hand
+from ..utils.atomic import write_json
+from .calibration import gt_label_map, grid_search, selection_emiou
+from .data import dataset_dicts, ensure_feature_cache, iterate_cached
+from .trainer import WISHTrainer
+
+logger = logging.getLogger(__name__)
+
+
+def stage_cfg(cfg, stage: str, output_dir: str, **opts):
+    """A frozen copy of ``cfg`` for one stage; stage-specific solver keys are copied into ``SOLVER``."""
+    c = cfg.clone()
+    c.defrost()
+    w = c.MODEL.WISH
+    w.STAGE = stage
+    sec = w.STAGE1 if stage == "1" else w.STAGE2
+    c.SOLVER.MAX_ITER = sec.MAX_ITER
+    c.SOLVER.BASE_LR = sec.BASE_LR
+    c.SOLVER.IMS_PER_BATCH = sec.IMS_PER_BATCH
+    c.SOLVER.STEPS = (int(sec.MAX_ITER * 0.8),)
+    c.SOLVER.WARMUP_ITERS = min(c.SOLVER.WARMUP_ITERS, sec.MAX_ITER // 10)
+    c.SOLVER.CHECKPOINT_PERIOD = max(sec.MAX_ITER, 1)
+    c.DATASETS.TEST = ()  # the pipeline evaluates once, after calibration
+    c.OUTPUT_DIR = output_dir
+    for k, v in opts.items():
+        c.merge_from_list([k, v])
+    c.freeze()
+    return c
+
+
+def train_stage(cfg, resume: bool):
+    os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    trainer = WISHTrainer(cfg)
+    trainer.resume_or_load(resume=resume)
+    trainer.train()
+    return trainer.model
+
+
+def _unwrap(model):
+    return model.module if hasattr(model, "module") else model
+
+
+# ---- pseudo-labels -----------------------------------------------------------------------------------------
+def pseudo_selection(label) -> List:
+    """Pseudo-label of one image -> (proposal, class, score) instances; one object for both hands is ``both``."""
+    objs, scores = [int(o) for o in label.obj_idx], [float(s) for s in label.score]
+    if objs[0] >= 0 and objs[0] == objs[1]:
+        return [(objs[0], 2, (scores[0] + scores[1]) / 2)]
+    return [(o, s, sc) for s, (o, sc) in enumerate(zip(objs, scores)) if o >= 0]
+
+
+@torch.no_grad()
+def pseudo_label_split(cfg, model, name: str, threshold: Optional[float] = None):
+    """[(image_id, pseudo-label, record)] of a split under the given (or the model's) threshold."""
+    heads = _unwrap(model).roi_heads
+    if threshold is not None:
+        heads.pseudo_threshold.fill_(threshold)
+    model.eval()
+    out = []
+    for batch in iterate_cached(cfg, name, model):
+        for x, label in zip(batch, _unwrap(model).pseudo_label(batch)):
+            out.append((str(x["image_id"]), label, x["wish_features"]))
+    return out
+
+
+def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
+    gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
+    probe = pseudo_label_split(cfg, model, val_name, threshold=-1e9)  # every visible hand's best, unthresholded
+    best = [float(s) for _, lab, _ in probe for o, s in zip(lab.obj_idx, lab.score) if int(o) >= 0]
+    candidates = np.unique(np.quantile(best, np.linspace(0.0, 0.95, 20))) if best else [0.0]
+
+    def val_emiou(t):
+        labels = pseudo_label_split(cfg, model, val_name, threshold=t)
+        return selection_emiou((pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels)["E-mIoU"]
+
+    return grid_search(candidates, val_emiou, "pseudo-label threshold")
+
+
+def write_pseudo_labels(labels, path: str, threshold: float) -> Dict[str, List[int]]:
+    table = {i: {"objects": [int(o) for o in lab.obj_idx], "scores": [float(s) for s in lab.score],
+                 "phrases": [int(p) for p in lab.phrase_idx]} for i, lab, _ in labels}
+    write_json({"threshold": threshold, "labels": table}, path)
+    return {i: v["objects"] for i, v in table.items()}
+
+
+# ---- Stage 2 calibration and evaluation --------------------------------------------------------------------
+@torch.no_grad()
+def split_scores(cfg, model, name: str):
+    """[(image_id, contact_logits, match_logits, obj_valid, hand_present, record)] of a split."""
+    from ..modeling.meta_arch import collate_records
+
+    m = _unwrap(model)
+    m.eval()
+    out = []
+    for batch in iterate_cached(cfg, name, model):
+        records = [x["wish_features"] for x in batch]
+        b = collate_records(records, [x["text_embeds"] for x in batch], m.device)
+        b["zero_shot"] = batch[0]["zero_shot_embeds"].to(m.device)
+        c, a = m.roi_heads.scores(b)
+        for k, x in enumerate(batch):
+            out.append((str(x["image_id"]), c[k], a[k], b["obj_valid"][k], b["hand_present"][k], records[k]))
+    return out
+
+
+def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str] = None) -> float:
+    heads = _unwrap(model).roi_heads
+    method = method or heads.method
+    gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
+    scores = split_scores(cfg, model, val_name)
+
+    def val_emiou(t):
+        return selection_emiou(
+            (select_in_hand(c, a, ov, hp, method=method, contact_threshold=t, fusion=heads.fusion), rec, gts[i])
+            for i, c, a, ov, hp, rec in scores)["E-mIoU"]
+
+    return grid_search(np.linspace(0.05, 0.95, 19), val_emiou, f"contact threshold ({method})")
+
+
+def evaluate(cfg, model) -> Dict:
+    return WISHTrainer.test(cfg, model)
+
+
+# ---- the whole flow ----------------------------------------------------------------------------------------
+def run_pipeline(cfg, resume: bool = False) -> Dict:
+    """Train and evaluate as ``MODEL.WISH.STAGE`` says. Returns the test metrics (and writes them)."""
+    w = cfg.MODEL.WISH
+    root = cfg.OUTPUT_DIR
+    val = cfg.DATASETS.VAL[0] if cfg.DATASETS.VAL else None
+    timings = {}
+    t0 = time.perf_counter()
+    for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.VAL) + list(cfg.DATASETS.TEST):
+        ensure_feature_cache(cfg, name)
+    timings["features_s"] = time.perf_counter() - t0
+
+    pseudo_file = w.PSEUDO.FILE or os.path.join(root, "pseudo_labels.json")
+    stage1_weights = cfg.MODEL.WEIGHTS
+    report = {}
+    if w.SUPERVISION == "pseudo" and w.STAGE in ("1", "all"):
+        t0 = time.perf_counter()
+        c1 = stage_cfg(cfg, "1", os.path.join(root, "stage1"))
+        model = train_stage(c1, resume)
+        threshold = float(w.PSEUDO.THRESHOLD)
+        if threshold < 0:
+            if val is None:
+                raise ValueError("MODEL.WISH.PSEUDO.THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
+            threshold = calibrate_pseudo_threshold(c1, model, val)
+        _unwrap(model).roi_heads.pseudo_threshold.fill_(threshold)
+        labels = []
+        for name in cfg.DATASETS.TRAIN:
+            labels += pseudo_label_split(c1, model, name)
+        if comm.is_main_process():
+            write_pseudo_labels(labels, pseudo_file, threshold)
+            gts = {str(d["image_id"]): gt_label_map(d) for n in cfg.DATASETS.TRAIN for d in dataset_dicts(n)}
+            report["pseudo_labels_train"] = selection_emiou(
+                (pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels if i in gts)
+            logger.info(f"pseudo-label quality on train: {report['pseudo_labels_train']}")
+            DetectionCheckpointer(model, save_dir=c1.OUTPUT_DIR).save("model_calibrated")
+        comm.synchronize()
+        stage1_weights = os.path.join(c1.OUTPUT_DIR, "model_calibrated.pth")
+        timings["stage1_s"] = time.perf_counter() - t0
+        if w.STAGE == "1":
+            return report
+
+    t0 = time.perf_counter()
+    c2 = stage_cfg(cfg, "2", os.path.join(root, "stage2"), **{"MODEL.WEIGHTS": stage1_weights,
+                                                                "MODEL.WISH.PSEUDO.FILE": pseudo_file})
+    model = train_stage(c2, resume)
+    if float(w.INFERENCE.CONTACT_THRESHOLD) < 0:
+        if val is None:
+            raise ValueError("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
+        _unwrap(model).roi_heads.contact_threshold.fill_(calibrate_contact_threshold(c2, model, val))
+    timings["stage2_s"] = time.perf_counter() - t0
+    final = os.path.join(root, "model_final.pth")
+    if comm.is_main_process():
+        DetectionCheckpointer(model, save_dir=root).save("model_final")
+    t0 = time.perf_counter()
+    report.update(evaluate(cfg, model) if cfg.DATASETS.TEST else {})
+    timings["eval_s"] = time.perf_counter() - t0
+    report["timings"] = timings
+    if comm.is_main_process():
+        write_json(report, os.path.join(root, "metrics.json"))
+        logger.info(f"WISH done. Model: {final}  metrics: {os.path.join(root, 'metrics.json')}  "
+                    f"COCO predictions: {os.path.join(root, 'inference')}")
+    return report

@@ -1,0 +1,48 @@
+"""``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer."""
+import os
+
+import torch
+from detectron2.engine import DefaultTrainer
+
+from ..evaluation.inhand_evaluator import InHandEvaluator
+from .data import build_cached_test_loader, build_cached_train_loader, dataset_dicts, load_pseudo_labels
+
+
+class WISHTrainer(DefaultTrainer):
+    @classmethod
+    def build_train_loader(cls, cfg):
+        w = cfg.MODEL.WISH
+        pseudo = None
+        if w.STAGE == "2" and w.SUPERVISION == "pseudo":
+            pseudo = load_pseudo_labels(w.PSEUDO.FILE or os.path.join(cfg.OUTPUT_DIR, "pseudo_labels.json"))
+        if cfg.INPUT.DATASET_MAPPER_NAME != "wish_cached":
+            raise ValueError("training reads the feature cache: INPUT.DATASET_MAPPER_NAME must be 'wish_cached' "
+                             f"(got {cfg.INPUT.DATASET_MAPPER_NAME!r}); 'wish_online' is for inference and demos")
+        return build_cached_train_loader(cfg, pseudo)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        if cfg.INPUT.DATASET_MAPPER_NAME == "wish_online":
+            from detectron2.data import build_detection_test_loader
+
+            from ..data.mappers import WISHOnlineMapper
+
+            return build_detection_test_loader(dataset_dicts(dataset_name), mapper=WISHOnlineMapper(is_train=False))
+        return build_cached_test_loader(cfg, dataset_name)
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        return InHandEvaluator(dataset_name, output_dir=output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        params = [p for p in model.parameters() if p.requires_grad]
+        if not params:
+            raise ValueError(f"MODEL.WISH.STAGE={cfg.MODEL.WISH.STAGE!r} leaves nothing to train")
+        if cfg.SOLVER.OPTIMIZER == "AdamW":
+            return torch.optim.AdamW(params, lr=cfg.SOLVER.BASE_LR, weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+        if cfg.SOLVER.OPTIMIZER == "SGD":
+            return torch.optim.SGD(params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM,
+                                   weight_decay=cfg.SOLVER.WEIGHT_DECAY)
+        raise ValueError(f"SOLVER.OPTIMIZER={cfg.SOLVER.OPTIMIZER!r} is not 'AdamW' or 'SGD'")

@@ -1,0 +1,137 @@
+"""Hand sources: where ``H_L`` and ``H_R`` come from.
+
+Every source returns, per image, ``hand_masks`` (bool ``[2, H, W]``, order left, right) and ``hand_present``
+(bool ``[2]``). Hands that come without a side get one from the vertical-split heuristic when
+``MODEL.WISH.HANDS.SIDE_HEURISTIC`` is on, and are dropped (counted, logged) when it is off.
+"""
+import json
+import logging
+import os
+from typing import Dict, List, Tuple
+
+import torch
+
+from ..data.hand_side import heuristic_side
+from ..registry import HAND_SOURCE_REGISTRY
+from ..utils.masks import decode_rle
+
+logger = logging.getLogger(__name__)
+SIDES = ("left", "right")
+
+
+def hands_to_tensors(hands: List[Dict], height: int, width: int, side_heuristic: bool = True
+                     ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """A list of hand dicts (``side`` optional, ``segmentation`` RLE or bool mask) -> ([2,H,W], [2])."""
+    masks = torch.zeros((2, height, width), dtype=torch.bool)
+    present = torch.zeros(2, dtype=torch.bool)
+    for hand in hands:
+        seg = hand["segmentation"]
+        mask = seg if isinstance(seg, torch.Tensor) else torch.from_numpy(decode_rle(seg))
+        if tuple(mask.shape) != (height, width):
+            raise ValueError(f"hand mask of shape {tuple(mask.shape)} for an image of {(height, width)}")
+        side = hand.get("side")
+        if side not in SIDES:
+            if not side_heuristic:
+                logger.warning("dropping a hand without a side (MODEL.WISH.HANDS.SIDE_HEURISTIC is off)")
+                continue
+            side = heuristic_side(mask.numpy(), width)
+        k = SIDES.index(side)
+        masks[k] |= mask  # two detections of one side merge into one hand
+        present[k] = present[k] | bool(mask.any())
+    return masks, present
+
+
+class DatasetHands:
+    """Hands from the dataset dicts (``hands`` field): synthetic benchmark, VISOR, EgoHOS, ablations."""
+
+    def __init__(self, side_heuristic: bool = True):
+        self.side_heuristic = side_heuristic
+
+    def __call__(self, batched_inputs: List[Dict]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        out = []
+        for x in batched_inputs:
+            h, w = _image_hw(x)
+            out.append(hands_to_tensors(x.get("hands", []), h, w, self.side_heuristic))
+        return out
+
+
+class PrecomputedHands(DatasetHands):
+    """Hands from a json file ``{image_id: [{"segmentation": RLE, "side": "left"|"right"|null}, ...]}``,
+    e.g. the output of an external hand segmenter run once over a dataset."""
+
+    def __init__(self, path: str, side_heuristic: bool = True):
+        super().__init__(side_heuristic)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Precomputed hands file not found: {path} (MODEL.WISH.HANDS.PRECOMPUTED_FILE)")
+        try:
+            with open(path) as f:
+                self.table = {str(k): v for k, v in json.load(f).items()}
+        except (json.JSONDecodeError, AttributeError) as e:
+            raise ValueError(f"{path}: not a json object mapping image_id to a list of hands ({e})") from e
+
+    def __call__(self, batched_inputs):
+        out = []
+        for x in batched_inputs:
+            h, w = _image_hw(x)
+            out.append(hands_to_tensors(self.table.get(str(x["image_id"]), []), h, w, self.side_heuristic))
+        return out
+
+
+class DetectorHands(DatasetHands):
+    """Hands from a Detectron2 instance-segmentation model (config + weights), e.g. a Mask R-CNN trained on
+    EgoHOS hands. Classes named ``left``/``right`` in its metadata keep their side; others use the heuristic."""
+
+    def __init__(self, config_file: str, weights: str, side_heuristic: bool = True, score_thresh: float = 0.5):
+        super().__init__(side_heuristic)
+        from detectron2.config import get_cfg
+        from detectron2.engine import DefaultPredictor
+
+        for what, path in (("config", config_file), ("weights", weights)):
+            if not os.path.isfile(path):
+                raise FileNotFoundError(f"Hand detector {what} not found: {path} (MODEL.WISH.HANDS.DETECTOR_*)")
+        cfg = get_cfg()
+        cfg.merge_from_file(config_file)
+        cfg.MODEL.WEIGHTS = weights
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh
+        cfg.INPUT.FORMAT = "RGB"
+        self.class_names = list(getattr(cfg.DATASETS, "HAND_CLASSES", [])) or ["hand"]
+        self.predictor = DefaultPredictor(cfg)
+
+    def __call__(self, batched_inputs):
+        out = []
+        for x in batched_inputs:
+            h, w = _image_hw(x)
+            image = x["image"].permute(1, 2, 0).numpy()
+            inst = self.predictor(image)["instances"].to("cpu")
+            hands = []
+            for mask, cls in zip(inst.pred_masks, inst.pred_classes.tolist()):
+                name = self.class_names[cls] if cls < len(self.class_names) else "hand"
+                hands.append({"segmentation": mask, "side": name if name in SIDES else None})
+            out.append(hands_to_tensors(hands, h, w, self.side_heuristic))
+        return out
+
+
+def _image_hw(x: Dict) -> Tuple[int, int]:
+    if "image" in x:
+        return tuple(x["image"].shape[-2:])
+    return x["height"], x["width"]
+
+
+@HAND_SOURCE_REGISTRY.register("dataset")
+def build_dataset_hands(cfg):
+    return DatasetHands(cfg.MODEL.WISH.HANDS.SIDE_HEURISTIC)
+
+
+@HAND_SOURCE_REGISTRY.register("precomputed")
+def build_precomputed_hands(cfg):
+    return PrecomputedHands(cfg.MODEL.WISH.HANDS.PRECOMPUTED_FILE, cfg.MODEL.WISH.HANDS.SIDE_HEURISTIC)
+
+
+@HAND_SOURCE_REGISTRY.register("detector")
+def build_detector_hands(cfg):
+    h = cfg.MODEL.WISH.HANDS
+    return DetectorHands(h.DETECTOR_CONFIG, h.DETECTOR_WEIGHTS, h.SIDE_HEURISTIC)
+
+
+def build_hand_source(cfg):
+    return HAND_SOURCE_REGISTRY.get(cfg.MODEL.WISH.HANDS.SOURCE)(cfg)

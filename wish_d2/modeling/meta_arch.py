@@ -1,0 +1,250 @@
+"""The ``WISH`` meta-architecture: image -> proposals + hands -> mask-pooled CLIP -> WISH ROI heads.
+
+Two input paths share one code path after feature extraction:
+- **online**: dicts carry ``image`` (uint8 CHW RGB); :meth:`WISH.extract` runs the frozen proposal generator,
+  hand source, CLIP pooling and geometry (demo, inference on new images, ``WISH.CACHE.ENABLED False``);
+- **cached**: dicts carry ``wish_features``, a record produced earlier by the same :meth:`WISH.extract` and read
+  from the feature cache (training, evaluation). The frozen models then never run inside the training loop.
+"""
+import logging
+from typing import Dict, List, Optional
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import META_ARCH_REGISTRY, build_proposal_generator
+from detectron2.modeling.roi_heads import build_roi_heads
+from detectron2.structures import BitMasks, Instances
+from torch import nn
+
+from ..registry import CLIP_ENCODER_REGISTRY
+from ..utils.masks import decode_rles, encode_rle
+from .geometry import hand_overlap_fraction, pair_geometry
+from .hands import build_hand_source
+
+logger = logging.getLogger(__name__)
+SIDES = ("left", "right")
+
+
+@META_ARCH_REGISTRY.register()
+class WISH(nn.Module):
+    @configurable
+    def __init__(self, *, clip: nn.Module, proposal_generator, hand_source, roi_heads: nn.Module,
+                 prompt: str = "{noun} in contact with the {side} hand",
+                 zero_shot_prompt: str = "an object held in the {side} hand",
+                 hand_dilation: float = 0.04, max_hand_fraction: float = 0.5):
+        """
+        Args:
+            clip: a frozen :class:`MaskPooledCLIP`.
+            proposal_generator: callable ``list[dict] -> list[Instances]`` with ``proposal_masks``.
+            hand_source: callable ``list[dict] -> list[(hand_masks [2,H,W], hand_present [2])]``.
+            roi_heads: :class:`WISHROIHeads`.
+            prompt / zero_shot_prompt: text templates, formatted with ``noun`` and ``side``.
+            hand_dilation: hand dilation of the geometry features, as a fraction of the image diagonal.
+            max_hand_fraction: proposals more than this fraction hand are hands, not object candidates.
+        """
+        super().__init__()
+        self.clip = clip
+        for p in self.clip.parameters():
+            p.requires_grad_(False)
+        self.proposal_generator = proposal_generator
+        self.hand_source = hand_source
+        self.roi_heads = roi_heads
+        self.prompt = prompt
+        self.zero_shot_prompt = zero_shot_prompt
+        self.hand_dilation = hand_dilation
+        self.max_hand_fraction = max_hand_fraction
+        self._text_memo: Dict[str, torch.Tensor] = {}
+        self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg):
+        w = cfg.MODEL.WISH
+        clip = CLIP_ENCODER_REGISTRY.get(w.CLIP.ENCODER)(cfg)
+        return {
+            "clip": clip,
+            "proposal_generator": build_proposal_generator(cfg, None),
+            "hand_source": build_hand_source(cfg),
+            "roi_heads": build_roi_heads(cfg, {"clip": clip.embed_dim}),
+            "prompt": w.CLIP.PROMPT,
+            "zero_shot_prompt": w.CLIP.ZERO_SHOT_PROMPT,
+            "hand_dilation": w.HANDS.DILATION,
+            "max_hand_fraction": w.PROPOSALS.MAX_HAND_FRACTION,
+        }
+
+    @property
+    def device(self):
+        return self._device_probe.device
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.clip.eval()  # frozen: dropout/normalisation never in training mode
+        return self
+
+    # ---- frozen part ---------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def extract(self, batched_inputs: List[Dict]) -> List[Dict]:
+        """Frozen features of each image (a cache record, see :mod:`wish_d2.cache.store`)."""
+        proposals = self.proposal_generator(batched_inputs)
+        hands = self.hand_source(batched_inputs)
+        images, all_masks, kept = [], [], []
+        for x, props, (hand_masks, hand_present) in zip(batched_inputs, proposals, hands):
+            masks = props.proposal_masks.to(torch.bool)
+            if len(masks) and hand_present.any():
+                keep = hand_overlap_fraction(masks, hand_masks) <= self.max_hand_fraction
+                props = props[keep]
+                masks = masks[keep]
+            kept.append(props)
+            images.append(x["image"])
+            all_masks.append(torch.cat([masks, hand_masks]).to(self.device))
+        pixels = self.clip.preprocess([im.to(self.device) for im in images])
+        pooled = self.clip.pool(pixels, all_masks)
+        records = []
+        for x, props, (hand_masks, hand_present), emb in zip(batched_inputs, kept, hands, pooled):
+            n = len(props)
+            masks = props.proposal_masks.to(torch.bool)
+            v_hands = emb[n:].cpu() * hand_present[:, None]
+            records.append({
+                "image_id": str(x["image_id"]),
+                "height": int(masks.shape[-2] if n else hand_masks.shape[-2]),
+                "width": int(masks.shape[-1] if n else hand_masks.shape[-1]),
+                "v": emb[:n].float().cpu(),
+                "proposal_rles": [encode_rle(m) for m in masks],
+                "proposal_scores": props.objectness_logits.sigmoid().float().cpu(),
+                "hand_present": hand_present.clone(),
+                "v_hands": v_hands.float(),
+                "hand_rles": [encode_rle(m) if p else None for m, p in zip(hand_masks, hand_present.tolist())],
+                "geom": pair_geometry(masks, hand_masks, hand_present, self.hand_dilation).float().cpu(),
+                "gt_pair_obj": gt_pair_targets(masks, x.get("annotations"), masks.shape[-2:]),
+            })
+        return records
+
+    @torch.no_grad()
+    def text_embeddings(self, phrases: List[str]) -> torch.Tensor:
+        """CLIP text of ``prompt`` for each phrase and side: ``[P, 2, D]`` (memoised per phrase)."""
+        new = [p for p in dict.fromkeys(phrases) if p not in self._text_memo]
+        if new:
+            texts = [self.prompt.format(noun=p, side=s) for p in new for s in SIDES]
+            emb = torch.cat([self.clip.encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+            for k, p in enumerate(new):
+                self._text_memo[p] = emb[2 * k:2 * k + 2].float().cpu()
+        if not phrases:
+            return torch.zeros((0, 2, self.clip.embed_dim))
+        return torch.stack([self._text_memo[p] for p in phrases])
+
+    @torch.no_grad()
+    def zero_shot_embeddings(self) -> torch.Tensor:
+        """CLIP text of the zero-shot baseline prompt per side: ``[2, D]``."""
+        return self.clip.encode_text([self.zero_shot_prompt.format(side=s) for s in SIDES]).float().cpu()
+
+    # ---- trainable part ------------------------------------------------------------------------------------
+    def forward(self, batched_inputs: List[Dict]):
+        records = self._records(batched_inputs)
+        batch = collate_records(records, [self._texts_of(x) for x in batched_inputs], self.device)
+        if "zero_shot" not in batch:
+            batch["zero_shot"] = self._zero_shot_of(batched_inputs)
+        if self.training:
+            targets = torch.stack([x["wish_targets"] for x in batched_inputs]).to(self.device) \
+                if all("wish_targets" in x for x in batched_inputs) else None
+            return self.roi_heads(batch, targets)
+        selections = self.roi_heads(batch)
+        return [{"instances": selections_to_instances(sel, rec)} for sel, rec in zip(selections, records)]
+
+    def pseudo_label(self, batched_inputs: List[Dict]):
+        """Stage 1 pseudo-labels of each image from its narrations (see :mod:`.pseudo_labels`)."""
+        records = self._records(batched_inputs)
+        batch = collate_records(records, [self._texts_of(x) for x in batched_inputs], self.device)
+        return self.roi_heads.pseudo_label(batch)
+
+    def _records(self, batched_inputs):
+        missing = [x for x in batched_inputs if "wish_features" not in x]
+        if missing and any("image" not in x for x in missing):
+            raise ValueError("WISH inputs need either 'wish_features' (feature cache) or 'image'")
+        extracted = iter(self.extract(missing) if missing else [])
+        return [x["wish_features"] if "wish_features" in x else next(extracted) for x in batched_inputs]
+
+    def _texts_of(self, x):
+        if "text_embeds" in x:
+            return x["text_embeds"]
+        return self.text_embeddings(list(x.get("noun_phrases", [])))
+
+    def _zero_shot_of(self, batched_inputs):
+        for x in batched_inputs:
+            if "zero_shot_embeds" in x:
+                return x["zero_shot_embeds"].to(self.device)
+        if not hasattr(self, "_zero_shot_memo"):
+            self._zero_shot_memo = self.zero_shot_embeddings()
+        return self._zero_shot_memo.to(self.device)
+
+
+def gt_pair_targets(masks: torch.Tensor, annotations: Optional[List[Dict]], hw, min_iou: float = 0.5
+                    ) -> torch.Tensor:
+    """Fully supervised pair labels (DESIGN §2.8): per hand, the proposal with the best IoU against that hand's
+    ground-truth object (category side or ``both``) if IoU >= 0.5, else -1."""
+    target = torch.full((2,), -1, dtype=torch.long)
+    if not annotations or not len(masks):
+        return target
+    from ..utils.masks import decode_rle
+
+    flat = masks.flatten(1).float()
+    for ann in annotations:
+        cat = int(ann["category_id"])
+        gt = torch.from_numpy(decode_rle(ann["segmentation"])) if isinstance(ann["segmentation"], dict) \
+            else _polygons(ann["segmentation"], hw)
+        g = gt.flatten().float()
+        inter = flat @ g
+        iou = inter / (flat.sum(1) + g.sum() - inter).clamp(min=1)
+        best = int(iou.argmax())
+        if float(iou[best]) >= min_iou:
+            for s in ((0,) if cat == 0 else (1,) if cat == 1 else (0, 1)):
+                target[s] = best
+    return target
+
+
+def _polygons(polys, hw):
+    from ..utils.masks import polygons_to_mask
+
+    return torch.from_numpy(polygons_to_mask(polys, int(hw[0]), int(hw[1])))
+
+
+def collate_records(records: List[Dict], texts: List[torch.Tensor], device) -> Dict[str, torch.Tensor]:
+    """Pad per-image records into the batch tensors of docs/ARCHITECTURE.md."""
+    B = len(records)
+    D = records[0]["v_hands"].shape[-1]
+    G = records[0]["geom"].shape[-1] if records[0]["geom"].dim() == 3 else 0
+    N = max(1, max(len(r["v"]) for r in records))
+    M = max(1, max(len(t) for t in texts))
+    v = torch.zeros(B, N, D)
+    geom = torch.zeros(B, N, 2, G)
+    obj_valid = torch.zeros(B, N, dtype=torch.bool)
+    text = torch.zeros(B, M, 2, D)
+    phrase_valid = torch.zeros(B, M, dtype=torch.bool)
+    for b, (r, t) in enumerate(zip(records, texts)):
+        n, m = len(r["v"]), len(t)
+        if n:
+            v[b, :n] = r["v"]
+            geom[b, :n] = r["geom"]
+            obj_valid[b, :n] = True
+        if m:
+            text[b, :m] = t
+            phrase_valid[b, :m] = True
+    batch = {
+        "v": v, "obj_valid": obj_valid, "geom": geom, "text": text, "phrase_valid": phrase_valid,
+        "v_hands": torch.stack([r["v_hands"] for r in records]),
+        "hand_present": torch.stack([r["hand_present"] for r in records]),
+        "gt_pair_obj": torch.stack([r["gt_pair_obj"] for r in records]),
+    }
+    return {k: x.to(device) for k, x in batch.items()}
+
+
+def selections_to_instances(selection, record: Dict) -> Instances:
+    """Selected ``(object index, class, score)`` triples -> Instances at the original resolution."""
+    h, w = record["height"], record["width"]
+    inst = Instances((h, w))
+    idx = [s[0] for s in selection]
+    masks = decode_rles([record["proposal_rles"][i] for i in idx], h, w)
+    inst.pred_masks = masks
+    inst.pred_boxes = BitMasks(masks).get_bounding_boxes()
+    inst.pred_classes = torch.tensor([s[1] for s in selection], dtype=torch.long)
+    inst.scores = torch.tensor([float(s[2]) for s in selection], dtype=torch.float32)
+    inst.proposal_index = torch.tensor(idx, dtype=torch.long)
+    return inst

@@ -1,0 +1,161 @@
+"""``WISHROIHeads``: Stage 1 narration alignment, pseudo-labelling, Stage 2 contactness + matching, inference.
+
+Thin Detectron2 glue around the plain-torch core (:mod:`.heads`, :mod:`.losses`, :mod:`.pseudo_labels`,
+:mod:`.inference`, :mod:`.baselines`). It works on the padded batch tensors of ``docs/ARCHITECTURE.md``.
+The calibrated thresholds are buffers, so a checkpoint reproduces its metrics under ``--eval-only``.
+"""
+from typing import Dict, List, Optional
+
+import torch
+from detectron2.config import configurable
+from detectron2.modeling import ROI_HEADS_REGISTRY
+from detectron2.utils.events import get_event_storage
+from torch import nn
+
+from .baselines import clip_zero_shot_scores, nearest_to_hand_scores
+from .geometry import GEOMETRY_DIM
+from .heads import AlignmentHead, ContactMatchingHeads
+from .inference import select_in_hand
+from .losses import contact_loss, image_narration_scores, matching_loss, pair_scores, symmetric_info_nce
+from .pseudo_labels import assign_pseudo_labels
+
+METHODS = ("wish", "matching_only", "contactness_only", "nearest_to_hand", "clip_zero_shot")
+
+
+@ROI_HEADS_REGISTRY.register()
+class WISHROIHeads(nn.Module):
+    @configurable
+    def __init__(self, *, alignment: AlignmentHead, heads: ContactMatchingHeads, stage: str = "2",
+                 supervision: str = "pseudo", method: str = "wish", fusion: str = "product",
+                 temperature: float = 0.07, loss_weights: Optional[Dict[str, float]] = None,
+                 pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True):
+        super().__init__()
+        if method not in METHODS:
+            raise ValueError(f"MODEL.WISH.METHOD={method!r} is not one of {METHODS}")
+        if stage not in ("1", "2", "all"):
+            raise ValueError(f"MODEL.WISH.STAGE={stage!r} is not one of '1', '2', 'all'")
+        if supervision not in ("pseudo", "gt"):
+            raise ValueError(f"MODEL.WISH.SUPERVISION={supervision!r} is not 'pseudo' or 'gt'")
+        self.alignment = alignment
+        self.heads = heads
+        self.stage = stage
+        self.supervision = supervision
+        self.method = method
+        self.fusion = fusion
+        self.temperature = temperature
+        self.both_rule = both_rule
+        # Loss terms without a positive weight are dropped, so ablations are a config change.
+        self.loss_weights = {k: v for k, v in (loss_weights or {"align": 1, "contact": 1, "match": 1}).items()
+                             if v > 0}
+        # Calibrated thresholds (< 0 means "not calibrated yet"; the pipeline calibrates them on val).
+        self.register_buffer("pseudo_threshold", torch.tensor(float(pseudo_threshold)))
+        self.register_buffer("contact_threshold", torch.tensor(float(contact_threshold)))
+        self.set_trainable(stage)
+
+    @classmethod
+    def from_config(cls, cfg, input_shape):
+        w = cfg.MODEL.WISH
+        dim = input_shape["clip"] if isinstance(input_shape, dict) else int(input_shape)
+        common = dict(visual_dim=dim, geometry_dim=GEOMETRY_DIM, hidden_dim=w.ADAPTER.HIDDEN_DIM,
+                      dropout=w.ADAPTER.DROPOUT, use_visual=w.USE_VISUAL, use_geometry=w.USE_GEOMETRY)
+        return {
+            "alignment": AlignmentHead(embed_dim=w.ADAPTER.EMBED_DIM, **common),
+            "heads": ContactMatchingHeads(**common),
+            "stage": w.STAGE,
+            "supervision": w.SUPERVISION,
+            "method": w.METHOD,
+            "fusion": w.INFERENCE.FUSION,
+            "temperature": w.STAGE1.TEMPERATURE,
+            "loss_weights": {"align": w.LOSS_WEIGHTS.ALIGN, "contact": w.LOSS_WEIGHTS.CONTACT,
+                             "match": w.LOSS_WEIGHTS.MATCH},
+            "pseudo_threshold": w.PSEUDO.THRESHOLD,
+            "contact_threshold": w.INFERENCE.CONTACT_THRESHOLD,
+            "both_rule": w.PSEUDO.BOTH_RULE,
+        }
+
+    def set_trainable(self, stage: str) -> None:
+        """Stage 1 trains only the alignment adapters, Stage 2 only the contact/matching heads."""
+        self.stage = stage
+        for p in self.alignment.parameters():
+            p.requires_grad_(stage in ("1", "all"))
+        for p in self.heads.parameters():
+            p.requires_grad_(stage in ("2", "all"))
+
+    # ---- training ------------------------------------------------------------------------------------------
+    def forward(self, batch: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
+        if not self.training:
+            return self.inference(batch)
+        losses = {}
+        if self.stage in ("1", "all") and "align" in self.loss_weights:
+            losses["loss_align"] = self.loss_weights["align"] * self.alignment_loss(batch)
+        if self.stage in ("2", "all"):
+            pair_obj = batch["gt_pair_obj"] if self.supervision == "gt" else targets
+            if pair_obj is None:
+                raise ValueError("Stage 2 with SUPERVISION=pseudo needs pseudo-labels ('wish_targets' in the "
+                                 "inputs); run Stage 1 and pseudo-labelling first (MODEL.WISH.STAGE all)")
+            contact_logits, match_logits = self.heads(batch["v"], batch["v_hands"], batch["geom"])
+            valid = batch["obj_valid"][:, :, None] & batch["hand_present"][:, None, :]
+            contact_target = torch.zeros_like(contact_logits)
+            has = pair_obj >= 0
+            b, s = torch.nonzero(has, as_tuple=True)
+            contact_target[b, pair_obj[b, s], s] = 1.0
+            if "contact" in self.loss_weights:
+                losses["loss_contact"] = self.loss_weights["contact"] * contact_loss(
+                    contact_logits, contact_target, valid)
+            if "match" in self.loss_weights:
+                losses["loss_match"] = self.loss_weights["match"] * matching_loss(
+                    match_logits, pair_obj, batch["obj_valid"], batch["hand_present"])
+            _log_scalar("stage2/positive_hands", float(has.float().mean()))
+        return losses
+
+    def alignment_loss(self, batch) -> torch.Tensor:
+        w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"])
+        p = self.alignment.forward_text(batch["text"])
+        S = image_narration_scores(w, batch["obj_valid"], batch["hand_present"], p, batch["phrase_valid"],
+                                   self.temperature)
+        valid = batch["phrase_valid"].any(1) & batch["obj_valid"].any(1) & batch["hand_present"].any(1)
+        return symmetric_info_nce(S, valid)
+
+    # ---- pseudo-labels -------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def pseudo_label(self, batch) -> List:
+        """Per image, Stage 1's one-object-per-hand pseudo-labels with their scores (narrations needed)."""
+        w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"])
+        p = self.alignment.forward_text(batch["text"])
+        s = pair_scores(w, p, self.temperature)  # [B, N, M, 2], each image with its own narration
+        out = []
+        for b in range(len(s)):
+            out.append(assign_pseudo_labels(
+                s[b], batch["obj_valid"][b], batch["phrase_valid"][b], batch["hand_present"][b],
+                threshold=float(self.pseudo_threshold), both_rule=self.both_rule))
+        return out
+
+    # ---- inference -----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def scores(self, batch):
+        """(contact_logits, match_logits) [B, N, 2] of the configured method."""
+        if self.method == "nearest_to_hand":
+            s = nearest_to_hand_scores(batch["geom"])
+            return s, s
+        if self.method == "clip_zero_shot":
+            s = clip_zero_shot_scores(batch["v"], batch["zero_shot"])
+            return s, s
+        return self.heads(batch["v"], batch["v_hands"], batch["geom"])
+
+    @torch.no_grad()
+    def inference(self, batch, method: Optional[str] = None, contact_threshold: Optional[float] = None):
+        method = method or self.method
+        contact_logits, match_logits = self.scores(batch)
+        rule = {"nearest_to_hand": "matching_only", "clip_zero_shot": "matching_only"}.get(method, method)
+        theta = float(self.contact_threshold if contact_threshold is None else contact_threshold)
+        theta = 0.5 if theta < 0 else theta
+        return [select_in_hand(contact_logits[b], match_logits[b], batch["obj_valid"][b],
+                               batch["hand_present"][b], method=rule, contact_threshold=theta,
+                               fusion=self.fusion) for b in range(len(contact_logits))]
+
+
+def _log_scalar(name: str, value: float) -> None:
+    try:
+        get_event_storage().put_scalar(name, value, smoothing_hint=True)
+    except AssertionError:  # outside a training loop
+        pass
