@@ -1,0 +1,162 @@
+"""The paper-style comparison: every method on the same data and cached features, for one or more seeds."""
+import copy
+import json
+import logging
+import os
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..evaluation.inhand_evaluator import InHandEvaluator
+from ..modeling.meta_arch import selections_to_instances
+from ..utils.atomic import write_json
+from .data import iterate_cached
+from .pipeline import (_unwrap, calibrate_contact_threshold, evaluate, pseudo_selection, run_pipeline,
+                       stage_cfg)
+
+logger = logging.getLogger(__name__)
+
+METHODS = ("wish", "wish_matching_only", "wish_contactness_only", "pseudo_labels", "nearest_to_hand",
+           "clip_zero_shot", "supervised", "wish_geometry_only", "wish_visual_only")
+KEYS = ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "AP")
+
+
+def _metrics(res: Dict) -> Dict[str, float]:
+    inhand = res.get("inhand", res)
+    out = {k: float(inhand[k]) for k in KEYS[:4] if inhand.get(k) is not None}
+    if "segm" in res:
+        out["AP"] = float(res["segm"]["AP"])
+    return out
+
+
+def _with(cfg, output_dir: str, *opts):
+    c = cfg.clone()
+    c.defrost()
+    c.OUTPUT_DIR = output_dir
+    c.merge_from_list(list(opts))
+    c.freeze()
+    return c
+
+
+def _eval_as(cfg, model, method: str, threshold: Optional[float] = None) -> Dict:
+    heads = _unwrap(model).roi_heads
+    old = (heads.method, float(heads.contact_threshold))
+    heads.method = method
+    if threshold is not None:
+        heads.contact_threshold.fill_(threshold)
+    try:
+        return _metrics(evaluate(cfg, model))
+    finally:
+        heads.method = old[0]
+        heads.contact_threshold.fill_(old[1])
+
+
+@torch.no_grad()
+def _eval_pseudo_labels(cfg, model, name: str) -> Dict:
+    """Stage 1 pseudo-labels on the test split: they read the test narrations, so a reference, not a rival."""
+    evaluator = InHandEvaluator(name, output_dir=os.path.join(cfg.OUTPUT_DIR, "inference_pseudo", name))
+    evaluator.reset()
+    m = _unwrap(model)
+    m.eval()
+    for batch in iterate_cached(cfg, name, model):
+        outputs = [{"instances": selections_to_instances(pseudo_selection(lab), x["wish_features"])}
+                   for x, lab in zip(batch, m.pseudo_label(batch))]
+        evaluator.process(batch, outputs)
+    return _metrics(evaluator.evaluate())
+
+
+def run_seed(cfg, out: str, methods: Sequence[str]) -> Dict[str, Dict]:
+    res, times = {}, {}
+    test = cfg.DATASETS.TEST[0]
+    val = cfg.DATASETS.VAL[0]
+    needs_wish = {"wish", "wish_matching_only", "wish_contactness_only", "pseudo_labels", "nearest_to_hand",
+                  "clip_zero_shot"} & set(methods)
+    if needs_wish:
+        t0 = time.perf_counter()
+        c = _with(cfg, os.path.join(out, "wish"))
+        report = run_pipeline(c)
+        from detectron2.modeling import build_model
+        from detectron2.checkpoint import DetectionCheckpointer
+
+        model = build_model(c)
+        DetectionCheckpointer(model).load(os.path.join(c.OUTPUT_DIR, "model_final.pth"))
+        res["wish"] = _metrics(report)
+        if "wish_matching_only" in methods:
+            res["wish_matching_only"] = _eval_as(c, model, "matching_only")
+        if "wish_contactness_only" in methods:
+            theta = calibrate_contact_threshold(c, model, val, method="contactness_only")
+            res["wish_contactness_only"] = _eval_as(c, model, "contactness_only", theta)
+        if "nearest_to_hand" in methods:
+            res["nearest_to_hand"] = _eval_as(c, model, "nearest_to_hand")
+        if "clip_zero_shot" in methods:
+            res["clip_zero_shot"] = _eval_as(c, model, "clip_zero_shot")
+        if "pseudo_labels" in methods:
+            c1 = stage_cfg(c, "1", os.path.join(c.OUTPUT_DIR, "stage1"))
+            res["pseudo_labels"] = _eval_pseudo_labels(c1, model, test)
+            if "pseudo_labels_train" in report:
+                res["pseudo_labels"]["train_E-mIoU"] = float(report["pseudo_labels_train"]["E-mIoU"])
+        times["wish_and_baselines_s"] = time.perf_counter() - t0
+    for method, opts in (("supervised", ["MODEL.WISH.SUPERVISION", "gt", "MODEL.WISH.STAGE", "2"]),
+                         ("wish_geometry_only", ["MODEL.WISH.USE_VISUAL", "False"]),
+                         ("wish_visual_only", ["MODEL.WISH.USE_GEOMETRY", "False"])):
+        if method in methods:
+            t0 = time.perf_counter()
+            res[method] = _metrics(run_pipeline(_with(cfg, os.path.join(out, method), *opts)))
+            times[f"{method}_s"] = time.perf_counter() - t0
+    res = {m: res[m] for m in methods if m in res}
+    res["_timings"] = times
+    return res
+
+
+def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequence[str]] = None,
+              register: Optional[Callable] = None) -> Dict:
+    methods = list(methods or METHODS)
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+    per_seed = {}
+    for seed in seeds:
+        c = _with(cfg, os.path.join(output_dir, f"seed{seed}"), "DATASETS.SYNTHETIC.SEED", str(seed),
+                  "SEED", str(seed))
+        if register is not None:
+            register(c)
+        per_seed[seed] = run_seed(c, c.OUTPUT_DIR, methods)
+        write_json({"per_seed": per_seed}, os.path.join(output_dir, "results_partial.json"))
+    results = {}
+    for m in methods:
+        rows = [per_seed[s][m] for s in seeds if m in per_seed[s]]
+        if rows:
+            results[m] = {k: float(np.mean([r[k] for r in rows if k in r])) for k in rows[0]}
+    results["seeds"] = list(seeds)
+    results["per_seed"] = per_seed
+    write_json(results, os.path.join(output_dir, "results.json"))
+    with open(os.path.join(output_dir, "results.md"), "w") as f:
+        f.write(format_table(results) + "\n")
+    return results
+
+
+def format_table(results: Dict) -> str:
+    sup = results.get("supervised", {}).get("E-mIoU")
+    seeds = results.get("seeds", [])
+    lines = [f"Methods on the test split, mean over seeds {seeds}" if len(seeds) > 1 else
+             f"Methods on the test split (seed {seeds[0] if seeds else '?'})", "",
+             "| method | E-mIoU | IoU left | IoU right | IoU both | mask AP | % of supervised |",
+             "|---|---|---|---|---|---|---|"]
+    for m in METHODS:
+        if m not in results:
+            continue
+        r = results[m]
+        pct = f"{100 * r['E-mIoU'] / sup:.0f}%" if sup else "-"
+        cells = [f"{r[k]:.1f}" if k in r else "-" for k in KEYS]
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {pct} |")
+    if len(seeds) > 1:
+        lines += ["", "Per seed E-mIoU:", "",
+                  "| method | " + " | ".join(f"seed {s}" for s in seeds) + " |",
+                  "|---|" + "---|" * len(seeds)]
+        for m in METHODS:
+            if m in results:
+                vals = [results["per_seed"][s].get(m, {}).get("E-mIoU") for s in seeds]
+                lines.append(f"| {m} | " + " | ".join("-" if v is None else f"{v:.1f}" for v in vals) + " |")
+    return "\n".join(lines)
