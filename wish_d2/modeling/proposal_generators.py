@@ -74,15 +74,14 @@ def postprocess_proposals(
     if len(scores) != len(masks):
         raise ValueError(f"{len(masks)} masks but {len(scores)} scores")
     h, w = masks.shape[-2:]
-    keep = masks.flatten(1).sum(1) >= min_area if len(masks) else torch.zeros(0, dtype=torch.bool)
+    keep = masks.flatten(1).sum(1) >= min_area
     masks, scores = masks[keep], scores[keep]
     order = torch.argsort(scores, descending=True, stable=True)
     if max_per_image > 0:
         order = order[:max_per_image]
     masks, scores = masks[order], scores[order]
     inst = Instances((int(h), int(w)))
-    inst.proposal_boxes = BitMasks(masks).get_bounding_boxes() if len(masks) else Boxes(torch.zeros((0, 4)))
-    inst.proposal_boxes = Boxes(inst.proposal_boxes.tensor.to(masks.device))
+    inst.proposal_boxes = Boxes(BitMasks(masks).get_bounding_boxes().tensor.to(masks.device))  # XYXY, 0 masks ok
     inst.objectness_logits = torch.logit(scores.clamp(_EPS, 1 - _EPS))
     inst.proposal_masks = masks
     return inst

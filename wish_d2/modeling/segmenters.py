@@ -397,8 +397,8 @@ class GSAMSegmenter(_FrozenSegmenter):
                 text_threshold=self.text_threshold,
                 target_sizes=[(h, w)],
             )
-            labels = [str(t).replace("[SEP]", "").replace("[CLS]", "").replace(".", " ").strip()
-                      for t in res["text_labels"]]
+            labels = [re.sub(r"\[(SEP|CLS|PAD)\]|\.|\s+", " ", str(t)).strip() for t in res["text_labels"]]
+            labels = [re.sub(r"\s+", " ", t) for t in labels]
             keep = [i for i, t in enumerate(labels) if t]
             boxes.append(res["boxes"][keep].float().cpu())
             scores.append(res["scores"][keep].float().cpu())
