@@ -16,7 +16,7 @@ drops the box for ``segm`` for the same reason). Pass ``include_bbox=True`` to a
 Note: pycocotools' ``COCO.loadRes`` cannot load an empty results list; an export with no predictions is still
 written (``[]``), but evaluate it only when it has entries.
 """
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping
 
 import numpy as np
 import pycocotools.mask as mask_util
