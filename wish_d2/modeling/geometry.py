@@ -1,0 +1,155 @@
+"""Geometric relations g(m_i, H_s) between object proposals and hands (DESIGN §2.4).
+
+The feasibility experiment (DESIGN §7) found that these features carry most of the signal, so they are computed
+carefully but cheaply: masks are area-downsampled to a working resolution (long side ``max_side``), the hand is dilated
+with one ``max_pool2d``, and every feature is a matrix product or a reduction over all masks at once. All features are
+resolution independent (fractions of areas, offsets divided by the image diagonal) and roughly unit scale, so the MLPs
+need no extra normalisation. Absent hands and empty proposals give all-zero features (never NaN).
+"""
+import math
+from typing import Tuple
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "pair_geometry", "hand_overlap_fraction", "masks_to_boxes"]
+
+#: Names of the G features, in order.
+GEOMETRY_NAMES = (
+    "near_hand_frac_of_obj",    # area(m ∩ dilate(H)) / area(m): how much of the object lies next to / under the hand
+    "near_hand_frac_of_hand",   # area(m ∩ dilate(H)) / area(dilate(H)): how much of the hand's surroundings it fills
+    "dx",                       # (centroid_x(m) - centroid_x(H)) / diagonal
+    "dy",                       # (centroid_y(m) - centroid_y(H)) / diagonal
+    "log_area_ratio",           # log(area(m) / area(H)), clamped to [-8, 8], divided by 4
+    "box_iou",                  # IoU of the bounding boxes of m and H
+    "box_gap",                  # distance between the two bounding boxes (0 if they touch) / diagonal
+    "obj_size",                 # sqrt(area(m) / image area)
+)
+GEOMETRY_DIM = len(GEOMETRY_NAMES)
+
+_EPS = 1e-6
+
+
+def _to_working_res(masks: torch.Tensor, max_side: int) -> torch.Tensor:
+    """[K, H, W] bool/float -> float [K, h, w] with long side <= max_side (area averaging keeps fractions exact)."""
+    m = masks.float()
+    H, W = m.shape[-2:]
+    if max(H, W) <= max_side or m.shape[0] == 0:
+        return m
+    s = max_side / max(H, W)
+    size = (max(1, round(H * s)), max(1, round(W * s)))
+    return F.adaptive_avg_pool2d(m.unsqueeze(1), size).squeeze(1)
+
+
+def masks_to_boxes(masks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """[K, H, W] (nonzero = inside) -> (boxes [K, 4] as x0, y0, x1, y1 in pixel edges, nonempty [K] bool).
+
+    Vectorised via first/last index of any-row / any-column; empty masks get a zero box.
+    """
+    K, H, W = masks.shape
+    inside = masks > 0
+    rows = inside.any(dim=2)  # [K, H]
+    cols = inside.any(dim=1)  # [K, W]
+    nonempty = rows.any(dim=1)
+    y0 = rows.float().argmax(dim=1)
+    y1 = H - rows.flip(1).float().argmax(dim=1)
+    x0 = cols.float().argmax(dim=1)
+    x1 = W - cols.flip(1).float().argmax(dim=1)
+    boxes = torch.stack([x0, y0, x1, y1], dim=1).float() * nonempty.unsqueeze(1)
+    return boxes, nonempty
+
+
+def pair_geometry(
+    masks: torch.Tensor,
+    hand_masks: torch.Tensor,
+    hand_present: torch.Tensor,
+    dilation: float = 0.04,
+    max_side: int = 128,
+) -> torch.Tensor:
+    """g(m_i, H_s) for all proposals and both hands.
+
+    Args:
+        masks: ``[N, H, W]`` proposal masks (bool or float in [0, 1]).
+        hand_masks: ``[2, H, W]`` hand masks ordered [left, right] (anything where absent).
+        hand_present: ``[2]`` bool.
+        dilation: hand dilation radius as a fraction of the image diagonal (cfg.MODEL.WISH.HANDS.DILATION).
+        max_side: long side of the working resolution.
+    Returns:
+        ``[N, 2, GEOMETRY_DIM]`` float32; zeros for absent hands and empty proposals.
+    """
+    N = masks.shape[0]
+    device = masks.device
+    if hand_masks.shape[0] != 2:
+        raise ValueError(f"hand_masks must be [2, H, W] ordered [left, right], got {tuple(hand_masks.shape)}")
+    if N == 0:
+        return torch.zeros((0, 2, GEOMETRY_DIM), device=device)
+    if masks.shape[-2:] != hand_masks.shape[-2:]:
+        raise ValueError(f"mask size {tuple(masks.shape[-2:])} != hand mask size {tuple(hand_masks.shape[-2:])}")
+
+    m = _to_working_res(masks, max_side)  # [N, h, w]
+    hd = _to_working_res(hand_masks.to(device), max_side)  # [2, h, w]
+    h, w = m.shape[-2:]
+    diag = math.hypot(h, w)
+    r = int(round(dilation * diag))
+    hd_dil = F.max_pool2d(hd.unsqueeze(1), 2 * r + 1, stride=1, padding=r).squeeze(1) if r > 0 else hd
+
+    mf, hf, hdf = m.flatten(1), hd.flatten(1), hd_dil.flatten(1)
+    area_m = mf.sum(1)  # [N]
+    area_h = hf.sum(1)  # [2]
+    area_hd = hdf.sum(1)
+    overlap = mf @ hdf.T  # [N, 2]
+
+    ys = torch.arange(h, device=device, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, device=device, dtype=torch.float32) + 0.5
+
+    def centroids(x: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+        cy = (x.sum(2) * ys).sum(1) / area.clamp_min(_EPS)
+        cx = (x.sum(1) * xs).sum(1) / area.clamp_min(_EPS)
+        return torch.stack([cx, cy], 1)
+
+    c_m, c_h = centroids(m, area_m), centroids(hd, area_h)  # [N, 2(xy)], [2, 2(xy)]
+    offset = (c_m[:, None, :] - c_h[None, :, :]) / diag  # [N, 2 hands, 2 xy]
+
+    b_m, _ = masks_to_boxes(m)
+    b_h, _ = masks_to_boxes(hd)
+    bm, bh = b_m[:, None, :], b_h[None, :, :]
+    iw = (torch.minimum(bm[..., 2], bh[..., 2]) - torch.maximum(bm[..., 0], bh[..., 0])).clamp_min(0)
+    ih = (torch.minimum(bm[..., 3], bh[..., 3]) - torch.maximum(bm[..., 1], bh[..., 1])).clamp_min(0)
+    inter = iw * ih
+    box_area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    box_iou = inter / (box_area(bm) + box_area(bh) - inter).clamp_min(_EPS)
+    gx = torch.maximum(bm[..., 0] - bh[..., 2], bh[..., 0] - bm[..., 2]).clamp_min(0)
+    gy = torch.maximum(bm[..., 1] - bh[..., 3], bh[..., 1] - bm[..., 3]).clamp_min(0)
+    box_gap = torch.sqrt(gx * gx + gy * gy) / diag
+
+    log_ratio = (torch.log((area_m[:, None] + _EPS) / (area_h[None, :] + _EPS)).clamp(-8.0, 8.0)) / 4.0
+    feats = torch.stack(
+        [
+            overlap / area_m[:, None].clamp_min(_EPS),
+            overlap / area_hd[None, :].clamp_min(_EPS),
+            offset[..., 0],
+            offset[..., 1],
+            log_ratio,
+            box_iou,
+            box_gap,
+            torch.sqrt(area_m / (h * w))[:, None].expand(N, 2),
+        ],
+        dim=-1,
+    )  # [N, 2, G]
+    valid = (area_m > 0)[:, None] & (hand_present.to(device).bool() & (area_h > 0))[None, :]
+    return torch.where(valid[..., None], feats, torch.zeros_like(feats))
+
+
+def hand_overlap_fraction(masks: torch.Tensor, hand_masks: torch.Tensor) -> torch.Tensor:
+    """Fraction of each proposal's area covered by the union of the hands: ``[N, H, W], [K, H, W] -> [N]``.
+
+    Used to drop proposals that are mostly hand (cfg.MODEL.WISH.PROPOSALS.MAX_HAND_FRACTION). Empty proposals give 0.
+    """
+    N = masks.shape[0]
+    if N == 0 or hand_masks.shape[0] == 0:
+        return torch.zeros((N,), device=masks.device)
+    union = (hand_masks > 0).any(dim=0).to(masks.device)
+    inside = masks > 0
+    area = inside.flatten(1).sum(1)
+    inter = (inside & union).flatten(1).sum(1)
+    return inter.float() / area.clamp_min(1).float()

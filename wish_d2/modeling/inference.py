@@ -1,0 +1,117 @@
+"""Inference rule: from Stage 2 head outputs to at most one object per hand, with class left / right / both (DESIGN §2.7).
+
+Methods (``method``):
+  * "wish": both heads. ``fusion="product"`` (default) picks ``i* = argmax_i sigmoid(c_{i,s}) * softmax_i(a_{i,s})`` and
+    keeps it if ``sigmoid(c_{i*,s}) >= theta``. ``fusion="chain"`` is the paper's literal rule: ``i* = argmax_i a``, then
+    the contactness threshold. The feasibility experiment found chaining lost to contactness alone, hence the fusion
+    default (DESIGN §7); both are kept so the ablation can show it.
+  * "matching_only": ``i* = argmax_i a``, always kept.
+  * "contactness_only": ``i* = argmax_i c``, kept if ``sigmoid(c) >= theta``.
+
+Combination: the same object kept by both hands is ONE "both" instance. Both-hands rule at inference (mirrors the
+pseudo-label rule): if hand s keeps i*, and the other hand's own selected object (under the same method) is also i*
+but failed theta, the other hand is accepted too and i* becomes "both". Switch it off with ``both_rule=False``.
+
+Score of an instance = mean of the contributing hands' probabilities, where a hand's probability is
+``sigmoid(c_{i*,s})`` for the methods that threshold contactness and ``softmax_i(a)_{i*}`` for "matching_only".
+"""
+from dataclasses import dataclass
+from typing import List, Tuple
+
+import torch
+
+from .losses import NEG
+
+__all__ = ["METHODS", "FUSIONS", "HandSelection", "select_per_hand", "combine_hands", "select_in_hand"]
+
+METHODS = ("wish", "matching_only", "contactness_only")
+FUSIONS = ("product", "chain")
+CLASS_BOTH = 2
+
+
+@dataclass
+class HandSelection:
+    """Per-hand decisions for a batch, tensors ``[B, 2]`` (hands [left, right]).
+
+    obj_idx: selected object (-1 when the hand is absent or there is no valid object); keep: whether it is kept;
+    prob: the hand's probability for its selected object; via_both_rule: kept only thanks to the both-hands rule.
+    """
+
+    obj_idx: torch.Tensor
+    keep: torch.Tensor
+    prob: torch.Tensor
+    via_both_rule: torch.Tensor
+
+
+def select_per_hand(
+    contact_logits: torch.Tensor,
+    match_logits: torch.Tensor,
+    obj_valid: torch.Tensor,
+    hand_present: torch.Tensor,
+    method: str = "wish",
+    contact_threshold: float = 0.5,
+    fusion: str = "product",
+    both_rule: bool = True,
+) -> HandSelection:
+    """Batched per-hand selection: ``[B, N, 2]`` logits, ``obj_valid [B, N]``, ``hand_present [B, 2]``."""
+    if method not in METHODS:
+        raise ValueError(f"unknown inference method {method!r}; expected one of {METHODS}")
+    if fusion not in FUSIONS:
+        raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS}")
+    B, N, _ = contact_logits.shape
+    device = contact_logits.device
+    valid = obj_valid.bool()[:, :, None].expand(B, N, 2)
+    has = hand_present.bool() & obj_valid.bool().any(dim=1)[:, None]  # [B, 2]
+    if N == 0:
+        z = torch.zeros((B, 2), dtype=torch.bool, device=device)
+        return HandSelection(torch.full((B, 2), -1, dtype=torch.long, device=device), z, z.float(), z.clone())
+
+    c = torch.sigmoid(contact_logits.float()).masked_fill(~valid, 0.0)
+    a = torch.softmax(match_logits.float().masked_fill(~valid, NEG), dim=1).masked_fill(~valid, 0.0)
+    if method == "wish" and fusion == "product":
+        crit = (c * a).masked_fill(~valid, -1.0)
+    elif method == "contactness_only":
+        crit = c.masked_fill(~valid, -1.0)
+    else:  # wish/chain and matching_only select by the matching head
+        crit = a.masked_fill(~valid, -1.0)
+    idx = crit.argmax(dim=1)  # [B, 2]
+    c_sel = c.gather(1, idx[:, None, :]).squeeze(1)
+    if method == "matching_only":
+        prob = a.gather(1, idx[:, None, :]).squeeze(1)
+        keep = has.clone()
+    else:
+        prob = c_sel
+        keep = has & (c_sel >= contact_threshold)
+    extra = torch.zeros_like(keep)
+    if both_rule:
+        extra = has & ~keep & keep.flip(-1) & (idx == idx.flip(-1))
+        keep = keep | extra
+    idx = torch.where(has, idx, torch.full_like(idx, -1))
+    return HandSelection(idx, keep, torch.where(has, prob, torch.zeros_like(prob)), extra)
+
+
+def combine_hands(obj_idx: torch.Tensor, keep: torch.Tensor, prob: torch.Tensor) -> List[Tuple[int, int, float]]:
+    """One image's ``[2]`` decisions -> ``[(obj_idx, class_id, score)]``; class 0 left, 1 right, 2 both."""
+    kept = [s for s in (0, 1) if bool(keep[s]) and int(obj_idx[s]) >= 0]
+    if len(kept) == 2 and int(obj_idx[0]) == int(obj_idx[1]):
+        return [(int(obj_idx[0]), CLASS_BOTH, float(prob[0] + prob[1]) / 2.0)]
+    return [(int(obj_idx[s]), s, float(prob[s])) for s in kept]
+
+
+def select_in_hand(
+    contact_logits: torch.Tensor,
+    match_logits: torch.Tensor,
+    obj_valid: torch.Tensor,
+    hand_present: torch.Tensor,
+    method: str = "wish",
+    contact_threshold: float = 0.5,
+    fusion: str = "product",
+    both_rule: bool = True,
+) -> List[Tuple[int, int, float]]:
+    """One image: ``contact_logits, match_logits [N, 2]``, ``obj_valid [N]``, ``hand_present [2]`` ->
+    ``[(obj_idx, class_id, score)]`` (at most one instance per hand; a shared object is one "both" instance)."""
+    sel = select_per_hand(
+        contact_logits[None], match_logits[None], obj_valid[None], hand_present[None],
+        method, contact_threshold, fusion, both_rule,
+    )
+    return combine_hands(sel.obj_idx[0], sel.keep[0], sel.prob[0])

@@ -1,0 +1,121 @@
+"""Losses of both stages (DESIGN §2.4, §2.6), batched and free of per-sample Python loops.
+
+Masked maxima use a large negative FINITE fill (``NEG``), never -inf, so a frame with no valid proposal, no hand or
+no phrase yields finite numbers; such frames are then excluded from the loss through explicit validity masks. Every
+loss returns a graph-connected zero (not a constant) when nothing is valid, so ``backward()`` always works.
+"""
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "NEG",
+    "alignment_scores",
+    "own_narration_scores",
+    "image_narration_scores",
+    "symmetric_info_nce",
+    "contact_loss",
+    "matching_loss",
+]
+
+#: Fill for masked-out scores / logits: far below any cos/tau (|cos/tau| <= 1/tau ~ 14 at tau = 0.07), but finite.
+NEG = -1.0e4
+
+
+def _zero(t: torch.Tensor) -> torch.Tensor:
+    """A zero that keeps the autograd graph of ``t``."""
+    return t.sum() * 0.0
+
+
+def alignment_scores(w: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """All image x narration scores ``s_{i,j,s} = cos(w_{a,i,s}, p_{b,j,s}) / tau``.
+
+    ``w [Ba, N, 2, E]`` and ``p [Bb, M, 2, E]`` are unit-norm -> ``[Ba, Bb, N, M, 2]``.
+    """
+    return torch.einsum("anse,bmse->abnms", w, p) / temperature
+
+
+def own_narration_scores(w: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Each image against its OWN narration only (for pseudo-labels): ``[B, N, 2, E], [B, M, 2, E] -> [B, N, M, 2]``."""
+    return torch.einsum("bnse,bmse->bnms", w, p) / temperature
+
+
+def image_narration_scores(
+    w: torch.Tensor,
+    obj_valid: torch.Tensor,
+    hand_present: torch.Tensor,
+    p: torch.Tensor,
+    phrase_valid: torch.Tensor,
+    temperature: float,
+):
+    """``S[a, b] = mean_{valid j of b} max_{valid i, present s of a} s_{i,j,s}`` (DESIGN §2.4).
+
+    Args:
+        w: ``[B, N, 2, E]`` pair embeddings; obj_valid ``[B, N]``; hand_present ``[B, 2]``.
+        p: ``[B, M, 2, E]`` phrase embeddings per side; phrase_valid ``[B, M]``.
+    Returns:
+        ``(S [B, B], valid [B])`` where ``valid[b]`` means image b has at least one (object, hand) pair AND narration
+        b has at least one phrase. Entries involving invalid images/narrations are finite but meaningless.
+    """
+    B, N = w.shape[:2]
+    M = p.shape[1]
+    pair_valid = obj_valid.bool()[:, :, None] & hand_present.bool()[:, None, :]  # [B, N, 2]
+    pv = phrase_valid.bool()
+    if N == 0 or M == 0:
+        best = w.new_full((B, B, M), NEG) + _zero(w) + _zero(p)
+    else:
+        s = alignment_scores(w, p, temperature)  # [a, b, n, m, s]
+        s = s.masked_fill(~pair_valid[:, None, :, None, :], NEG)
+        best = s.permute(0, 1, 3, 2, 4).reshape(B, B, M, N * 2).amax(dim=-1)  # [a, b, m]
+    best = best * pv[None].to(best.dtype)
+    S = best.sum(-1) / pv.sum(-1).clamp_min(1).to(best.dtype)[None, :]
+    valid = pv.any(dim=1) & pair_valid.flatten(1).any(dim=1)
+    return S, valid
+
+
+def symmetric_info_nce(S: torch.Tensor, valid: torch.Tensor = None) -> torch.Tensor:
+    """Mean of row-wise (image -> narration) and column-wise (narration -> image) cross-entropy, targets on the diagonal.
+
+    Only valid images / narrations take part (``valid [B]``; default all). Fewer than two valid -> zero loss.
+    """
+    if valid is not None:
+        keep = valid.bool()
+        S = S[keep][:, keep]
+    k = S.shape[0]
+    if k < 2:
+        return _zero(S)
+    target = torch.arange(k, device=S.device)
+    return 0.5 * (F.cross_entropy(S, target) + F.cross_entropy(S.t(), target))
+
+
+def contact_loss(contact_logits: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Contactness BCE averaged over valid (object, hand) pairs: ``[B, N, 2]`` each; none valid -> 0."""
+    valid = valid.bool()
+    if not bool(valid.any()):
+        return _zero(contact_logits)
+    return F.binary_cross_entropy_with_logits(contact_logits[valid], targets[valid].to(contact_logits.dtype))
+
+
+def matching_loss(
+    match_logits: torch.Tensor,
+    target_idx: torch.Tensor,
+    obj_valid: torch.Tensor,
+    hand_present: torch.Tensor,
+) -> torch.Tensor:
+    """Per hand, softmax over valid objects i of ``a_{i,s}`` and cross-entropy to the target object.
+
+    Args:
+        match_logits: ``[B, N, 2]``; target_idx ``[B, 2]`` long, -1 = no target (hand skipped);
+        obj_valid ``[B, N]``; hand_present ``[B, 2]``.
+    Hands that are absent, have no target, or whose target is an invalid (padding) object are skipped.
+    """
+    B, N, _ = match_logits.shape
+    if N == 0:
+        return _zero(match_logits)
+    logits = match_logits.masked_fill(~obj_valid.bool()[:, :, None], NEG).permute(0, 2, 1).reshape(B * 2, N)
+    tgt = target_idx.reshape(B * 2).long()
+    safe = tgt.clamp(0, N - 1)
+    target_ok = obj_valid.bool().repeat_interleave(2, dim=0).gather(1, safe[:, None]).squeeze(1)
+    use = (tgt >= 0) & (tgt < N) & hand_present.bool().reshape(B * 2) & target_ok
+    if not bool(use.any()):
+        return _zero(match_logits)
+    return F.cross_entropy(logits[use], tgt[use])
