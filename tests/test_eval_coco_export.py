@@ -52,7 +52,7 @@ def _tiny_dicts():
                 {
                     "category_id": cat,
                     "segmentation": seg,
-                    "bbox": [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
+                    "bbox": [float(xs.min()), float(ys.min()), float(np.ptp(xs) + 1), float(np.ptp(ys) + 1)],
                     "bbox_mode": BoxMode.XYWH_ABS,
                     "iscrowd": 0,
                     "noun": "thing",
