@@ -27,6 +27,9 @@ def add_wish_config(cfg: CN) -> None:
     W.SEGMENTER.SAM_CHECKPOINT = ""  # local sam_vit_*.pth; "" = random init (tests only)
     W.SEGMENTER.POINTS_PER_SIDE = 32  # SAM automatic mask generator grid density
     W.SEGMENTER.PRED_IOU_THRESH = 0.88  # SAM automatic mask generator quality filter
+    W.SEGMENTER.STABILITY_SCORE_THRESH = 0.95  # SAM automatic mask generator stability filter (0 for random SAM)
+    W.SEGMENTER.POINTS_PER_BATCH = 64  # SAM prompts decoded per batch (memory vs speed)
+    W.SEGMENTER.BOX_NMS_THRESH = 0.7  # class-agnostic NMS between proposals of one image
     W.SEGMENTER.GDINO_PATH = ""  # local transformers Grounding DINO folder (GSAM only)
     W.SEGMENTER.BOX_THRESHOLD = 0.25  # Grounding DINO box score threshold (GSAM only)
     W.SEGMENTER.TEXT_THRESHOLD = 0.25  # Grounding DINO phrase threshold (GSAM only)

@@ -239,9 +239,9 @@ class SAMSegmenter(_FrozenSegmenter):
             "points_per_side": S.POINTS_PER_SIDE,
             "pred_iou_thresh": S.PRED_IOU_THRESH,
             # Optional keys (not in every cfg): SAM's own defaults otherwise.
-            "stability_score_thresh": S.get("STABILITY_SCORE_THRESH", 0.95),
-            "points_per_batch": S.get("POINTS_PER_BATCH", 64),
-            "box_nms_thresh": S.get("BOX_NMS_THRESH", 0.7),
+            "stability_score_thresh": S.STABILITY_SCORE_THRESH,
+            "points_per_batch": S.POINTS_PER_BATCH,
+            "box_nms_thresh": S.BOX_NMS_THRESH,
         }
 
     @torch.no_grad()
@@ -354,7 +354,7 @@ class GSAMSegmenter(_FrozenSegmenter):
             "processor": processor,
             "box_threshold": S.BOX_THRESHOLD,
             "text_threshold": S.TEXT_THRESHOLD,
-            "box_nms_thresh": S.get("BOX_NMS_THRESH", 0.7),
+            "box_nms_thresh": S.BOX_NMS_THRESH,
         }
 
     def _chunks(self, nouns: Sequence[str]) -> List[str]:
