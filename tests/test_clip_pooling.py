@@ -35,6 +35,8 @@ def test_properties_and_preprocess(clip):
     # a same-size uint8 image is only normalised: undo it and compare
     back = x[0] * clip.pixel_std + clip.pixel_mean
     assert torch.allclose(back * 255.0, raw[0].float(), atol=1e-3)
+    bgr = clip.preprocess([r.flip(0) for r in raw], input_format="BGR")
+    assert torch.allclose(bgr, x)
 
 
 def test_full_image_mask_reproduces_encode_image(clip):

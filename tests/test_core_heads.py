@@ -38,12 +38,12 @@ def test_alignment_head():
     assert torch.allclose(p.norm(dim=-1), torch.ones(B, 3, 2), atol=1e-5)
     # MLPt is shared across sides: identical text on both sides gives identical p
     same = text[:, :, :1].expand(B, 3, 2, D)
-    p2 = head.encode_text(same)
+    p2 = head.forward_text(same)
     assert torch.allclose(p2[:, :, 0], p2[:, :, 1])
     (w.sum() + p.sum()).backward()
     assert all(q.grad is not None for q in head.parameters())
     head_geo = AlignmentHead(D, G, 32, E, 0.0, use_visual=True, use_geometry=False)
-    assert head_geo.encode_pairs(v, vh, geom).shape == (B, N, 2, E)
+    assert head_geo.forward_pairs(v, vh, geom).shape == (B, N, 2, E)
 
 
 def test_contact_matching_heads():

@@ -9,7 +9,8 @@ from wish_d2.modeling.losses import (
     contact_loss,
     image_narration_scores,
     matching_loss,
-    own_narration_scores,
+    image_narration_valid,
+    pair_scores,
     symmetric_info_nce,
 )
 
@@ -40,14 +41,15 @@ def test_image_narration_scores_aggregation():
     p[1, 1, :] = e0
     phrase_valid = torch.tensor([[True, True], [True, False]])
     tau = 0.5
-    S, valid = image_narration_scores(w, obj_valid, hand_present, p, phrase_valid, tau)
+    S = image_narration_scores(w, obj_valid, hand_present, p, phrase_valid, tau)
+    valid = image_narration_valid(obj_valid, hand_present, phrase_valid)
     # image 0 only has (obj 0, left) = e0: narration 0 -> mean(1, 0)/tau; narration 1 -> 0
     # image 1 has (obj 0, left/right) = e1: narration 0 -> mean(0, 1)/tau; narration 1 -> 1/tau
     expected = torch.tensor([[0.5 / tau, 0.0], [0.5 / tau, 1.0 / tau]])
     assert torch.allclose(S, expected) and valid.all()
     s = alignment_scores(w, p, tau)
     assert s.shape == (2, 2, 2, 2, 2)
-    assert torch.allclose(own_narration_scores(w, p, tau), torch.stack([s[0, 0], s[1, 1]]))
+    assert torch.allclose(pair_scores(w, p, tau), torch.stack([s[0, 0], s[1, 1]]))
 
 
 def test_no_nan_with_empty_objects_hands_phrases():
@@ -58,7 +60,8 @@ def test_no_nan_with_empty_objects_hands_phrases():
     obj_valid = torch.tensor([[True] * 3, [False] * 3, [True] * 3, [True, False, False]])
     hand_present = torch.tensor([[True, True], [True, True], [False, False], [False, True]])
     phrase_valid = torch.tensor([[True, True], [True, False], [True, True], [False, False]])
-    S, valid = image_narration_scores(w, obj_valid, hand_present, p, phrase_valid, 0.07)
+    S = image_narration_scores(w, obj_valid, hand_present, p, phrase_valid, 0.07)
+    valid = image_narration_valid(obj_valid, hand_present, phrase_valid)
     assert torch.isfinite(S).all()
     assert valid.tolist() == [True, False, False, False]
     loss = symmetric_info_nce(S, valid)
@@ -66,7 +69,8 @@ def test_no_nan_with_empty_objects_hands_phrases():
     loss.backward()
     assert torch.isfinite(w.grad).all() and torch.isfinite(p.grad).all()
     # zero objects at all
-    S0, v0 = image_narration_scores(w[:, :0], obj_valid[:, :0], hand_present, p, phrase_valid, 0.07)
+    S0 = image_narration_scores(w[:, :0], obj_valid[:, :0], hand_present, p, phrase_valid, 0.07)
+    v0 = image_narration_valid(obj_valid[:, :0], hand_present, phrase_valid)
     assert torch.isfinite(S0).all() and not v0.any()
     assert symmetric_info_nce(S0, v0).item() == 0.0
 

@@ -6,7 +6,7 @@ import torch
 from wish_d2.modeling.losses import NEG
 from wish_d2.modeling.pseudo_labels import (
     calibrate_threshold,
-    pseudo_label_image,
+    assign_pseudo_labels,
     pseudo_labels_batched,
     threshold_grid,
 )
@@ -14,6 +14,13 @@ from wish_d2.modeling.pseudo_labels import (
 
 def _scores(N=3, M=2):
     return torch.zeros(N, M, 2)
+
+
+def pseudo_label_image(s, present, threshold, obj_valid=None, phrase_valid=None, **kw):
+    N, M, _ = s.shape
+    ov = torch.ones(N, dtype=torch.bool) if obj_valid is None else obj_valid
+    pv = torch.ones(M, dtype=torch.bool) if phrase_valid is None else phrase_valid
+    return assign_pseudo_labels(s, ov, pv, present, threshold=threshold, **kw)
 
 
 def test_one_object_per_hand_and_threshold():

@@ -143,13 +143,20 @@ class MaskPooledCLIP(nn.Module):
 
     # ------------------------------------------------------------------ inputs
     @torch.no_grad()
-    def preprocess(self, images: Union[Sequence[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        """uint8 RGB ``[3, H, W]`` images (any sizes; a list or a ``[B, 3, H, W]`` tensor) -> ``[B, 3, S, S]``.
+    def preprocess(
+        self, images: Union[Sequence[torch.Tensor], torch.Tensor], input_format: str = "RGB"
+    ) -> torch.Tensor:
+        """uint8 ``[3, H, W]`` images (any sizes; a list or a ``[B, 3, H, W]`` tensor) -> ``[B, 3, S, S]``.
+
+        ``input_format`` is the channel order of the inputs ("RGB", or "BGR" as Detectron2's default
+        ``INPUT.FORMAT`` produces); CLIP always sees RGB.
 
         Each frame is squashed to ``S x S`` (bilinear, antialiased) rather than centre-cropped, so masks at the
         original resolution stay aligned with the patch grid and nothing is cut off. CLIP mean/std come from the
         model's preprocess config.
         """
+        if input_format not in ("RGB", "BGR"):
+            raise ValueError(f"input_format must be 'RGB' or 'BGR', got {input_format!r}")
         S = self.image_size
         if isinstance(images, torch.Tensor) and images.dim() == 3:
             images = [images]
@@ -162,7 +169,7 @@ class MaskPooledCLIP(nn.Module):
                 x = x / 255.0
             if tuple(x.shape[-2:]) != (S, S):
                 x = F.interpolate(x, size=(S, S), mode="bilinear", align_corners=False, antialias=True)
-            out[b] = x[0]
+            out[b] = x[0].flip(0) if input_format == "BGR" else x[0]
         return (out - self.pixel_mean) / self.pixel_std
 
     def patch_coverage(self, masks: torch.Tensor) -> torch.Tensor:

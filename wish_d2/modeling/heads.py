@@ -73,18 +73,18 @@ class AlignmentHead(nn.Module):
         self.mlp_v = mlp(pair_feature_dim(visual_dim, geometry_dim, use_geometry), hidden_dim, embed_dim, dropout)
         self.mlp_t = mlp(visual_dim, hidden_dim, embed_dim, dropout)
 
-    def encode_pairs(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor) -> torch.Tensor:
+    def forward_pairs(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor) -> torch.Tensor:
         """``v [B, N, D], v_hands [B, 2, D], geom [B, N, 2, G] -> w [B, N, 2, E]`` (unit norm)."""
         f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry)
         return F.normalize(self.mlp_v(f), dim=-1)
 
-    def encode_text(self, text: torch.Tensor) -> torch.Tensor:
+    def forward_text(self, text: torch.Tensor) -> torch.Tensor:
         """CLIP text embeddings ``[..., 2, D] -> p [..., 2, E]`` (unit norm)."""
         return F.normalize(self.mlp_t(F.normalize(text, dim=-1)), dim=-1)
 
     def forward(self, v, v_hands, geom, text):
         """Returns ``(w [B, N, 2, E], p [B, M, 2, E])``."""
-        return self.encode_pairs(v, v_hands, geom), self.encode_text(text)
+        return self.forward_pairs(v, v_hands, geom), self.forward_text(text)
 
 
 class ContactMatchingHeads(nn.Module):

@@ -1,10 +1,10 @@
-"""Inference rule: from Stage 2 head outputs to at most one object per hand, with class left / right / both (DESIGN §2.7).
+"""Inference rule: from Stage 2 head outputs to at most one object per hand, class left / right / both (DESIGN §2.7).
 
 Methods (``method``):
-  * "wish": both heads. ``fusion="product"`` (default) picks ``i* = argmax_i sigmoid(c_{i,s}) * softmax_i(a_{i,s})`` and
-    keeps it if ``sigmoid(c_{i*,s}) >= theta``. ``fusion="chain"`` is the paper's literal rule: ``i* = argmax_i a``, then
-    the contactness threshold. The feasibility experiment found chaining lost to contactness alone, hence the fusion
-    default (DESIGN §7); both are kept so the ablation can show it.
+  * "wish": both heads. ``fusion="product"`` (default) picks ``i* = argmax_i sigmoid(c_{i,s}) * softmax_i(a_{i,s})``
+    and keeps it if ``sigmoid(c_{i*,s}) >= theta``. ``fusion="chain"`` is the paper's literal rule:
+    ``i* = argmax_i a``, then the contactness threshold. The feasibility experiment found chaining lost to
+    contactness alone, hence the fusion default (DESIGN §7); both are kept so the ablation can show it.
   * "matching_only": ``i* = argmax_i a``, always kept.
   * "contactness_only": ``i* = argmax_i c``, kept if ``sigmoid(c) >= theta``.
 

@@ -10,8 +10,9 @@ import torch.nn.functional as F
 __all__ = [
     "NEG",
     "alignment_scores",
-    "own_narration_scores",
+    "pair_scores",
     "image_narration_scores",
+    "image_narration_valid",
     "symmetric_info_nce",
     "contact_loss",
     "matching_loss",
@@ -34,7 +35,7 @@ def alignment_scores(w: torch.Tensor, p: torch.Tensor, temperature: float) -> to
     return torch.einsum("anse,bmse->abnms", w, p) / temperature
 
 
-def own_narration_scores(w: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
+def pair_scores(w: torch.Tensor, p: torch.Tensor, temperature: float) -> torch.Tensor:
     """Each image against its OWN narration only (for pseudo-labels): ``[B, N, 2, E], [B, M, 2, E] -> [B, N, M, 2]``."""
     return torch.einsum("bnse,bmse->bnms", w, p) / temperature
 
@@ -53,8 +54,8 @@ def image_narration_scores(
         w: ``[B, N, 2, E]`` pair embeddings; obj_valid ``[B, N]``; hand_present ``[B, 2]``.
         p: ``[B, M, 2, E]`` phrase embeddings per side; phrase_valid ``[B, M]``.
     Returns:
-        ``(S [B, B], valid [B])`` where ``valid[b]`` means image b has at least one (object, hand) pair AND narration
-        b has at least one phrase. Entries involving invalid images/narrations are finite but meaningless.
+        ``S [B, B]``, finite everywhere. Entries involving an image without any (object, hand) pair or a narration
+        without phrases are meaningless: drop them with ``image_narration_valid`` before the loss.
     """
     B, N = w.shape[:2]
     M = p.shape[1]
@@ -67,13 +68,16 @@ def image_narration_scores(
         s = s.masked_fill(~pair_valid[:, None, :, None, :], NEG)
         best = s.permute(0, 1, 3, 2, 4).reshape(B, B, M, N * 2).amax(dim=-1)  # [a, b, m]
     best = best * pv[None].to(best.dtype)
-    S = best.sum(-1) / pv.sum(-1).clamp_min(1).to(best.dtype)[None, :]
-    valid = pv.any(dim=1) & pair_valid.flatten(1).any(dim=1)
-    return S, valid
+    return best.sum(-1) / pv.sum(-1).clamp_min(1).to(best.dtype)[None, :]
+
+
+def image_narration_valid(obj_valid: torch.Tensor, hand_present: torch.Tensor, phrase_valid: torch.Tensor):
+    """``[B]`` bool: image b has a valid object AND a present hand, and narration b has a valid phrase."""
+    return obj_valid.bool().any(dim=1) & hand_present.bool().any(dim=1) & phrase_valid.bool().any(dim=1)
 
 
 def symmetric_info_nce(S: torch.Tensor, valid: torch.Tensor = None) -> torch.Tensor:
-    """Mean of row-wise (image -> narration) and column-wise (narration -> image) cross-entropy, targets on the diagonal.
+    """Mean of row-wise (image -> narration) and column-wise (narration -> image) cross-entropy; targets: diagonal.
 
     Only valid images / narrations take part (``valid [B]``; default all). Fewer than two valid -> zero loss.
     """

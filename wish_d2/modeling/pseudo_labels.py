@@ -18,7 +18,7 @@ import torch
 
 from .losses import NEG
 
-__all__ = ["PseudoLabels", "pseudo_labels_batched", "pseudo_label_image", "calibrate_threshold", "threshold_grid"]
+__all__ = ["PseudoLabels", "pseudo_labels_batched", "assign_pseudo_labels", "calibrate_threshold", "threshold_grid"]
 
 
 @dataclass
@@ -99,24 +99,19 @@ def pseudo_labels_batched(
     )
 
 
-def pseudo_label_image(
+def assign_pseudo_labels(
     scores: torch.Tensor,
+    obj_valid: torch.Tensor,
+    phrase_valid: torch.Tensor,
     hand_present: torch.Tensor,
     threshold: float,
-    obj_valid: Optional[torch.Tensor] = None,
-    phrase_valid: Optional[torch.Tensor] = None,
     both_rule: bool = True,
     both_margin: float = math.inf,
 ) -> PseudoLabels:
-    """One image: ``scores [N, M, 2]``, ``hand_present [2]`` -> ``PseudoLabels`` with ``[2]`` tensors."""
+    """One image: ``scores [N, M, 2]``, ``obj_valid [N]``, ``phrase_valid [M]``, ``hand_present [2]`` ->
+    ``PseudoLabels`` with ``[2]`` tensors (same rule as ``pseudo_labels_batched``)."""
     out = pseudo_labels_batched(
-        scores[None],
-        hand_present[None],
-        threshold,
-        None if obj_valid is None else obj_valid[None],
-        None if phrase_valid is None else phrase_valid[None],
-        both_rule,
-        both_margin,
+        scores[None], hand_present[None], threshold, obj_valid[None], phrase_valid[None], both_rule, both_margin
     )
     return out[0]
 
