@@ -11,7 +11,7 @@ from typing import Dict, List, Tuple
 
 import torch
 
-from ..data.hand_side import heuristic_side
+from ..data.hand_side import side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import decode_rle
 
@@ -34,7 +34,9 @@ def hands_to_tensors(hands: List[Dict], height: int, width: int, side_heuristic:
             if not side_heuristic:
                 logger.warning("dropping a hand without a side (MODEL.WISH.HANDS.SIDE_HEURISTIC is off)")
                 continue
-            side = heuristic_side(mask.numpy(), width)
+            side = side_from_mask(mask.numpy(), width)
+            if side is None:  # empty mask
+                continue
         k = SIDES.index(side)
         masks[k] |= mask  # two detections of one side merge into one hand
         present[k] = present[k] | bool(mask.any())
@@ -117,18 +119,19 @@ def _image_hw(x: Dict) -> Tuple[int, int]:
     return x["height"], x["width"]
 
 
-@HAND_SOURCE_REGISTRY.register("dataset")
-def build_dataset_hands(cfg):
+# Registry keys are the builder names (fvcore registries register by __name__): HANDS.SOURCE dataset | precomputed | detector
+@HAND_SOURCE_REGISTRY.register()
+def dataset(cfg):
     return DatasetHands(cfg.MODEL.WISH.HANDS.SIDE_HEURISTIC)
 
 
-@HAND_SOURCE_REGISTRY.register("precomputed")
-def build_precomputed_hands(cfg):
+@HAND_SOURCE_REGISTRY.register()
+def precomputed(cfg):
     return PrecomputedHands(cfg.MODEL.WISH.HANDS.PRECOMPUTED_FILE, cfg.MODEL.WISH.HANDS.SIDE_HEURISTIC)
 
 
-@HAND_SOURCE_REGISTRY.register("detector")
-def build_detector_hands(cfg):
+@HAND_SOURCE_REGISTRY.register()
+def detector(cfg):
     h = cfg.MODEL.WISH.HANDS
     return DetectorHands(h.DETECTOR_CONFIG, h.DETECTOR_WEIGHTS, h.SIDE_HEURISTIC)
 
