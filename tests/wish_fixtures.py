@@ -5,6 +5,8 @@ import os
 
 import cv2
 import numpy as np
+
+import wish_d2  # noqa: F401  (first: installs the Detectron2 compat shims)
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 

@@ -6,7 +6,7 @@ def add_wish_config(cfg: CN) -> None:
     """Add the ``MODEL.WISH`` subtree (and the few stock keys WISH relies on) to ``cfg`` in place."""
     cfg.MODEL.WISH = CN()
     W = cfg.MODEL.WISH
-    W.STAGE = "all"  # what trains: "1" alignment, "2" contact+matching heads, "all" = 1 -> pseudo-labels -> 2 -> eval
+    W.STAGE = "all"  # what trains: "stage1" alignment, "stage2" contact+matching heads, "all" = both + pseudo-labels + eval
     W.SUPERVISION = "pseudo"  # Stage 2 targets: "pseudo" (WISH) or "gt" (fully supervised upper bound)
     W.METHOD = "wish"  # inference rule: wish | matching_only | contactness_only | nearest_to_hand | clip_zero_shot
     W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)

@@ -29,7 +29,7 @@ def stage_cfg(cfg, stage: str, output_dir: str, **opts):
     c.defrost()
     w = c.MODEL.WISH
     w.STAGE = stage
-    sec = w.STAGE1 if stage == "1" else w.STAGE2
+    sec = w.STAGE1 if stage == "stage1" else w.STAGE2
     c.SOLVER.MAX_ITER = sec.MAX_ITER
     c.SOLVER.BASE_LR = sec.BASE_LR
     c.SOLVER.IMS_PER_BATCH = sec.IMS_PER_BATCH
@@ -151,9 +151,9 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
     pseudo_file = w.PSEUDO.FILE or os.path.join(root, "pseudo_labels.json")
     stage1_weights = cfg.MODEL.WEIGHTS
     report = {}
-    if w.SUPERVISION == "pseudo" and w.STAGE in ("1", "all"):
+    if w.SUPERVISION == "pseudo" and w.STAGE in ("stage1", "all"):
         t0 = time.perf_counter()
-        c1 = stage_cfg(cfg, "1", os.path.join(root, "stage1"))
+        c1 = stage_cfg(cfg, "stage1", os.path.join(root, "stage1"))
         model = train_stage(c1, resume)
         threshold = float(w.PSEUDO.THRESHOLD)
         if threshold < 0:
@@ -174,11 +174,11 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
         comm.synchronize()
         stage1_weights = os.path.join(c1.OUTPUT_DIR, "model_calibrated.pth")
         timings["stage1_s"] = time.perf_counter() - t0
-        if w.STAGE == "1":
+        if w.STAGE == "stage1":
             return report
 
     t0 = time.perf_counter()
-    c2 = stage_cfg(cfg, "2", os.path.join(root, "stage2"), **{"MODEL.WEIGHTS": stage1_weights,
+    c2 = stage_cfg(cfg, "stage2", os.path.join(root, "stage2"), **{"MODEL.WEIGHTS": stage1_weights,
                                                                 "MODEL.WISH.PSEUDO.FILE": pseudo_file})
     model = train_stage(c2, resume)
     if float(w.INFERENCE.CONTACT_THRESHOLD) < 0:

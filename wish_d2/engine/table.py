@@ -93,12 +93,12 @@ def run_seed(cfg, out: str, methods: Sequence[str]) -> Dict[str, Dict]:
         if "clip_zero_shot" in methods:
             res["clip_zero_shot"] = _eval_as(c, model, "clip_zero_shot")
         if "pseudo_labels" in methods:
-            c1 = stage_cfg(c, "1", os.path.join(c.OUTPUT_DIR, "stage1"))
+            c1 = stage_cfg(c, "stage1", os.path.join(c.OUTPUT_DIR, "stage1"))
             res["pseudo_labels"] = _eval_pseudo_labels(c1, model, test)
             if "pseudo_labels_train" in report:
                 res["pseudo_labels"]["train_E-mIoU"] = float(report["pseudo_labels_train"]["E-mIoU"])
         times["wish_and_baselines_s"] = time.perf_counter() - t0
-    for method, opts in (("supervised", ["MODEL.WISH.SUPERVISION", "gt", "MODEL.WISH.STAGE", "2"]),
+    for method, opts in (("supervised", ["MODEL.WISH.SUPERVISION", "gt", "MODEL.WISH.STAGE", "stage2"]),
                          ("wish_geometry_only", ["MODEL.WISH.USE_VISUAL", "False"]),
                          ("wish_visual_only", ["MODEL.WISH.USE_GEOMETRY", "False"])):
         if method in methods:

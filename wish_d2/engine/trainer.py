@@ -13,7 +13,7 @@ class WISHTrainer(DefaultTrainer):
     def build_train_loader(cls, cfg):
         w = cfg.MODEL.WISH
         pseudo = None
-        if w.STAGE == "2" and w.SUPERVISION == "pseudo":
+        if w.STAGE == "stage2" and w.SUPERVISION == "pseudo":
             pseudo = load_pseudo_labels(w.PSEUDO.FILE or os.path.join(cfg.OUTPUT_DIR, "pseudo_labels.json"))
         if cfg.INPUT.DATASET_MAPPER_NAME != "wish_cached":
             raise ValueError("training reads the feature cache: INPUT.DATASET_MAPPER_NAME must be 'wish_cached' "

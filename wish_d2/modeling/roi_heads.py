@@ -25,15 +25,15 @@ METHODS = ("wish", "matching_only", "contactness_only", "nearest_to_hand", "clip
 @ROI_HEADS_REGISTRY.register()
 class WISHROIHeads(nn.Module):
     @configurable
-    def __init__(self, *, alignment: AlignmentHead, heads: ContactMatchingHeads, stage: str = "2",
+    def __init__(self, *, alignment: AlignmentHead, heads: ContactMatchingHeads, stage: str = "stage2",
                  supervision: str = "pseudo", method: str = "wish", fusion: str = "product",
                  temperature: float = 0.07, loss_weights: Optional[Dict[str, float]] = None,
                  pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"MODEL.WISH.METHOD={method!r} is not one of {METHODS}")
-        if stage not in ("1", "2", "all"):
-            raise ValueError(f"MODEL.WISH.STAGE={stage!r} is not one of '1', '2', 'all'")
+        if stage not in ("stage1", "stage2", "all"):
+            raise ValueError(f"MODEL.WISH.STAGE={stage!r} is not one of 'stage1', 'stage2', 'all'")
         if supervision not in ("pseudo", "gt"):
             raise ValueError(f"MODEL.WISH.SUPERVISION={supervision!r} is not 'pseudo' or 'gt'")
         self.alignment = alignment
@@ -77,18 +77,18 @@ class WISHROIHeads(nn.Module):
         """Stage 1 trains only the alignment adapters, Stage 2 only the contact/matching heads."""
         self.stage = stage
         for p in self.alignment.parameters():
-            p.requires_grad_(stage in ("1", "all"))
+            p.requires_grad_(stage in ("stage1", "all"))
         for p in self.heads.parameters():
-            p.requires_grad_(stage in ("2", "all"))
+            p.requires_grad_(stage in ("stage2", "all"))
 
     # ---- training ------------------------------------------------------------------------------------------
     def forward(self, batch: Dict[str, torch.Tensor], targets: Optional[torch.Tensor] = None):
         if not self.training:
             return self.inference(batch)
         losses = {}
-        if self.stage in ("1", "all") and "align" in self.loss_weights:
+        if self.stage in ("stage1", "all") and "align" in self.loss_weights:
             losses["loss_align"] = self.loss_weights["align"] * self.alignment_loss(batch)
-        if self.stage in ("2", "all"):
+        if self.stage in ("stage2", "all"):
             pair_obj = batch["gt_pair_obj"] if self.supervision == "gt" else targets
             if pair_obj is None:
                 raise ValueError("Stage 2 with SUPERVISION=pseudo needs pseudo-labels ('wish_targets' in the "
