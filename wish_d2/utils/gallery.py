@@ -76,7 +76,7 @@ main{padding:14px 20px;display:flex;flex-direction:column;gap:14px}
 .card h2{font-size:15px;margin:0 0 2px 0}
 .sub{font-size:12px;color:#8d96a3;margin-bottom:8px;word-break:break-all}
 .tags span{display:inline-block;font-size:11px;padding:1px 7px;border-radius:9px;margin-right:4px;background:#333a46}
-.panels{display:grid;grid-template-columns:repeat(auto-fill,minmax(180px,300px));gap:10px;margin-top:6px}
+.panels{display:grid;grid-template-columns:repeat(4,minmax(0,1fr));gap:10px;margin-top:6px;max-width:1400px}
 figure{margin:0}
 figure img{display:block;width:100%;height:auto;max-height:420px;object-fit:contain;border-radius:4px;background:#000;cursor:zoom-in}
 figure img.big{max-width:none;max-height:none;cursor:zoom-out}
