@@ -1,0 +1,90 @@
+"""Built-in dataset registrations: the embedded synthetic benchmark.
+
+``import wish_d2`` registers ``wish_synth_train``, ``wish_synth_val`` and ``wish_synth_test`` with the defaults of
+``cfg.DATASETS.SYNTHETIC`` (seed 0; 1500 / 300 / 1000 frames; 160 x 160) under
+``$DETECTRON2_DATASETS`` (default ``datasets``). Nothing is generated at import: a split is generated the first
+time its ``DatasetCatalog`` loader runs (see ``synthetic.ensure_split``), or ahead of time with
+``tools/make_synthetic.py``. The splits are registered THROUGH :func:`register_epic_visor`, so they exercise the
+real VISOR + EPIC-100 loader.
+
+Other seeds or sizes: ``register_synthetic(seed, num_train, num_val, num_test, image_size)`` (or
+``register_synthetic_from_cfg(cfg)``) re-registers the same names with the new parameters; pass ``prefix`` to
+register them under other names instead.
+
+Metadata of each split: the WISH fields (``thing_classes``, ``evaluator_type="wish_inhand"``, ``image_root``),
+``nouns`` (the 13-noun taxonomy, GSAM prompts), ``proposals_file`` (the segmenter imitation, generated with the
+split), ``synonyms`` (synonym phrase -> taxonomy phrase), ``synthetic`` (the generation parameters) and
+``split_dir``.
+"""
+import functools
+import logging
+import os
+from typing import Dict, Optional, Sequence
+
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from .synthetic import NOUNS, ensure_split, split_dir, synonym_map
+from .visor import register_epic_visor
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["register_synthetic", "register_synthetic_from_cfg", "SYNTHETIC_DEFAULTS", "synthetic_names"]
+
+# Must match cfg.DATASETS.SYNTHETIC in wish_d2/config.py.
+SYNTHETIC_DEFAULTS = dict(seed=0, num_train=1500, num_val=300, num_test=1000, image_size=(160, 160))
+
+
+def synthetic_names(prefix: str = "wish_synth") -> Dict[str, str]:
+    return {split: f"{prefix}_{split}" for split in ("train", "val", "test")}
+
+
+def register_synthetic(
+    seed: int = SYNTHETIC_DEFAULTS["seed"],
+    num_train: int = SYNTHETIC_DEFAULTS["num_train"],
+    num_val: int = SYNTHETIC_DEFAULTS["num_val"],
+    num_test: int = SYNTHETIC_DEFAULTS["num_test"],
+    image_size: Sequence[int] = SYNTHETIC_DEFAULTS["image_size"],
+    root: Optional[str] = None,
+    prefix: str = "wish_synth",
+) -> Dict[str, str]:
+    """(Re-)register the synthetic splits ``{prefix}_{train,val,test}``; returns ``{split: dataset name}``.
+
+    ``root`` defaults to ``$DETECTRON2_DATASETS`` (or ``datasets``), read now. Existing registrations of these
+    names are replaced. Files are generated lazily, on the first ``DatasetCatalog.get``."""
+    root = os.path.abspath(root or os.getenv("DETECTRON2_DATASETS", "datasets"))
+    image_size = (int(image_size[0]), int(image_size[1]))
+    names = synthetic_names(prefix)
+    for split, num in (("train", num_train), ("val", num_val), ("test", num_test)):
+        name = names[split]
+        folder = split_dir(root, seed, split, num, image_size)
+        if name in DatasetCatalog.list():
+            DatasetCatalog.remove(name)
+            MetadataCatalog.remove(name)
+        register_epic_visor(
+            name,
+            os.path.join(folder, "annotations"),
+            os.path.join(folder, "images"),
+            os.path.join(folder, "narrations.csv"),
+            frame_margin=0,
+            nouns=list(NOUNS),
+            metadata=dict(
+                proposals_file=os.path.join(folder, "proposals.jsonl"),
+                synonyms=synonym_map(),
+                split_dir=folder,
+                synthetic=dict(seed=int(seed), split=split, num=int(num), image_size=list(image_size)),
+            ),
+            prepare=functools.partial(ensure_split, root, int(seed), split, int(num), image_size),
+        )
+    return names
+
+
+def register_synthetic_from_cfg(cfg, root: Optional[str] = None, prefix: str = "wish_synth") -> Dict[str, str]:
+    """``register_synthetic`` with ``cfg.DATASETS.SYNTHETIC.{SEED, NUM_TRAIN, NUM_VAL, NUM_TEST, IMAGE_SIZE}``."""
+    s = cfg.DATASETS.SYNTHETIC
+    return register_synthetic(s.SEED, s.NUM_TRAIN, s.NUM_VAL, s.NUM_TEST, tuple(s.IMAGE_SIZE), root=root,
+                              prefix=prefix)
+
+
+if __name__.endswith(".builtin"):
+    # Registered on import of the package (Detectron2's builtin.py idiom); generation stays lazy.
+    register_synthetic()

@@ -1,0 +1,220 @@
+"""Helpers shared by the dataset loaders (VISOR, Ego4D/EgoHOS, COCO + narrations, synthetic).
+
+Everything here produces the dataset-dict fields fixed in ``docs/ARCHITECTURE.md``: masks as COCO RLE with
+``counts`` as ``str``, boxes as ``XYWH_ABS``, class ids 0 left / 1 right / 2 both.
+
+Bad input policy (all loaders): a file that cannot be parsed at all raises a ``DataFormatError`` that names the
+file (and line or frame where known). A single bad frame, entity or row is skipped or flagged, counted under a
+reason in a :class:`SkipLog`, and each loader logs ONE summary line per dataset with the counts and a few
+examples.
+"""
+import logging
+import os
+from collections import Counter, OrderedDict
+from typing import Dict, Iterable, List, Optional, Sequence
+
+import numpy as np
+import pycocotools.mask as mask_util
+from detectron2.data import MetadataCatalog
+from detectron2.structures import BoxMode
+
+from ..utils.masks import encode_rle
+
+logger = logging.getLogger(__name__)
+
+THING_CLASSES = ["left", "right", "both"]
+CATEGORY_IDS = {"left": 0, "right": 1, "both": 2}
+SIDES = ("left", "right")
+EVALUATOR_TYPE = "wish_inhand"
+
+
+class DataFormatError(ValueError):
+    """An input file is malformed; the message names the file (and the line or frame when known)."""
+
+
+class SkipLog:
+    """Counts skipped or flagged items by reason and logs one summary line per dataset.
+
+    ``skip(reason, where)`` records an item that was dropped; ``note(reason, where)`` records an item that was
+    kept but is worth knowing about (e.g. a frame with no narration). ``where`` is a short location string
+    (``file.json:frame``); the first three per reason are kept as examples for the summary.
+    """
+
+    MAX_EXAMPLES = 3
+
+    def __init__(self, dataset: str):
+        self.dataset = dataset
+        self.skipped: "OrderedDict[str, int]" = OrderedDict()
+        self.noted: "OrderedDict[str, int]" = OrderedDict()
+        self.examples: Dict[str, List[str]] = {}
+
+    def _add(self, table, reason: str, where: Optional[str]) -> None:
+        table[reason] = table.get(reason, 0) + 1
+        ex = self.examples.setdefault(reason, [])
+        if where is not None and len(ex) < self.MAX_EXAMPLES:
+            ex.append(str(where))
+
+    def skip(self, reason: str, where: Optional[str] = None) -> None:
+        self._add(self.skipped, reason, where)
+
+    def note(self, reason: str, where: Optional[str] = None) -> None:
+        self._add(self.noted, reason, where)
+
+    def counts(self) -> Dict[str, int]:
+        """All counts, skipped and noted, keyed by reason."""
+        out = Counter(self.skipped)
+        out.update(self.noted)
+        return dict(out)
+
+    def _fmt(self, table) -> str:
+        parts = []
+        for reason, n in table.items():
+            ex = self.examples.get(reason)
+            parts.append(f"{reason}={n}" + (f" (e.g. {', '.join(ex)})" if ex else ""))
+        return "; ".join(parts)
+
+    def summary(self, kept: int) -> str:
+        msg = f"[{self.dataset}] loaded {kept} frames"
+        if self.skipped:
+            msg += f"; skipped: {self._fmt(self.skipped)}"
+        if self.noted:
+            msg += f"; kept but flagged: {self._fmt(self.noted)}"
+        return msg
+
+    def log(self, kept: int, log: logging.Logger = logger) -> None:
+        level = logging.WARNING if self.skipped else logging.INFO
+        log.log(level, self.summary(kept))
+
+
+def rle_to_str(rle: Dict) -> Dict:
+    """A pycocotools RLE (bytes ``counts``) -> the json-safe form with ``counts`` as str."""
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": counts}
+
+
+def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> Dict:
+    """Flat COCO polygons ``[[x0, y0, x1, y1, ...], ...]`` (each >= 3 points) -> one merged RLE (str counts).
+
+    Rasterised by pycocotools directly to RLE, never through a dense mask, so large frames stay cheap.
+    """
+    if not polygons:
+        raise ValueError("polygons_to_rle needs at least one polygon")
+    for p in polygons:
+        if len(p) < 6 or len(p) % 2:
+            # pycocotools reads a 4-number list as a box: never let a degenerate polygon through.
+            raise ValueError(f"degenerate polygon with {len(p)} coordinates")
+    rles = mask_util.frPyObjects([list(map(float, p)) for p in polygons], height, width)
+    return rle_to_str(mask_util.merge(rles))
+
+
+def merge_rles(rles: Sequence[Dict]) -> Dict:
+    """Union of RLEs of the same size (str or bytes counts) -> RLE with str counts."""
+    rles = [_bytes_rle(r) for r in rles]
+    if len(rles) == 1:
+        return rle_to_str(rles[0])
+    return rle_to_str(mask_util.merge(rles))
+
+
+def _bytes_rle(rle: Dict) -> Dict:
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        return {"size": list(rle["size"]), "counts": counts.encode("ascii")}
+    if isinstance(counts, list):
+        return mask_util.frPyObjects(rle, *rle["size"])
+    return rle
+
+
+def rle_area(rle: Dict) -> int:
+    return int(mask_util.area(_bytes_rle(rle)))
+
+
+def rle_bbox(rle: Dict) -> List[float]:
+    """XYWH_ABS box of an RLE (pycocotools ``toBbox``)."""
+    return [float(v) for v in mask_util.toBbox(_bytes_rle(rle))]
+
+
+def mask_bbox(mask: np.ndarray) -> List[float]:
+    """XYWH_ABS box of a binary mask, in the same convention as ``rle_bbox``."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    x0, y0 = float(xs.min()), float(ys.min())
+    return [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
+
+
+def make_annotation(rle: Dict, category_id: int, noun: str) -> Dict:
+    """An in-hand object ground-truth annotation in the ARCHITECTURE.md format."""
+    rle = rle_to_str(rle) if not isinstance(rle.get("counts"), str) else rle
+    return {
+        "category_id": int(category_id),
+        "segmentation": rle,
+        "bbox": rle_bbox(rle),
+        "bbox_mode": BoxMode.XYWH_ABS,
+        "iscrowd": 0,
+        "noun": noun,
+    }
+
+
+def make_hand(rle: Dict, side: str, side_source: str = "gt") -> Dict:
+    """A hand entry of a dataset dict: side, where the side came from, RLE mask and XYWH box."""
+    if side not in SIDES:
+        raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
+    rle = rle_to_str(rle) if not isinstance(rle.get("counts"), str) else rle
+    return {"side": side, "side_source": side_source, "segmentation": rle, "bbox": rle_bbox(rle)}
+
+
+def mask_to_rle(mask: np.ndarray) -> Dict:
+    return encode_rle(mask)
+
+
+def dedup(items: Iterable[str]) -> List[str]:
+    """Order-preserving de-duplication."""
+    seen, out = set(), []
+    for x in items:
+        if x not in seen:
+            seen.add(x)
+            out.append(x)
+    return out
+
+
+def set_wish_metadata(name: str, image_root: str, nouns: Optional[Sequence[str]] = None, **extra) -> None:
+    """Set the metadata every WISH dataset carries (ARCHITECTURE.md); ``extra`` adds optional keys
+    (``proposals_file``, ``json_file``, ...). ``None`` values are skipped."""
+    fields = dict(thing_classes=list(THING_CLASSES), evaluator_type=EVALUATOR_TYPE, image_root=image_root)
+    if nouns is not None:
+        fields["nouns"] = list(nouns)
+    fields.update({k: v for k, v in extra.items() if v is not None})
+    MetadataCatalog.get(name).set(**fields)
+
+
+def fill_nouns_metadata(name: Optional[str], dicts: List[Dict]) -> None:
+    """If the dataset was registered without a taxonomy, derive ``nouns`` from what was loaded: the GT nouns and
+    the narration noun phrases, sorted. Never overwrites a taxonomy given by the user."""
+    if not name:
+        return
+    meta = MetadataCatalog.get(name)
+    if hasattr(meta, "nouns"):
+        return
+    nouns = set()
+    for d in dicts:
+        nouns.update(d.get("noun_phrases", []))
+        nouns.update(a["noun"] for a in d.get("annotations", []) if a.get("noun"))
+    meta.set(nouns=sorted(nouns))
+
+
+def read_image_size(path: str):
+    """(height, width) from the image header only (PIL is lazy), or ``None`` if the file cannot be opened."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+        return h, w
+    except (OSError, ValueError):
+        return None
+
+
+def is_file(path: str) -> bool:
+    return os.path.isfile(path)

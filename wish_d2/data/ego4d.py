@@ -1,0 +1,240 @@
+"""Ego4D frames with EgoHOS label maps + Ego4D narrations -> WISH dataset dicts.
+
+Expected layout
+---------------
+::
+
+    label_dir/<stem>.png       EgoHOS label map: one channel (mode L or P), pixel value = class id
+    image_root/<stem>.jpg      the RGB frame (.jpg, .jpeg or .png; first that exists)
+    narration_json             Ego4D v1/v2 narration.json
+
+``<stem>`` names the Ego4D video and the frame index. The default pattern (``name_pattern``) accepts
+``[ego4d_]<video_uid>_[frame_]<index>``, e.g. ``ego4d_0a1b2c3d-0000-4000-8000-123456789abc_0000459.png`` or
+``0a1b2c3d-0000-4000-8000-123456789abc_frame_459.png``, with ``video_uid`` a UUID and ``index`` the frame
+number of the canonical 30 fps video (the numbering of Ego4D's ``timestamp_frame``). Other namings: pass a regex
+with the named groups ``video_uid`` and ``frame``, matched against the stem. Labels are listed from
+``label_dir`` (recursively, sorted); an image for each is looked up under ``image_root`` with the label's
+relative folder, so ``label_dir/train/x.png`` pairs with ``image_root/train/x.jpg``.
+
+EgoHOS label ids: 0 background, 1 left hand, 2 right hand, 3 left-hand object, 4 right-hand object, 5 object
+held by both hands, 6-8 second-order objects (ignored here). Each class region is one instance (label maps do not
+separate instances; a hand holds at most one object): 1/2 -> ``hands`` (``side_source="gt"``), 3/4/5 ->
+``annotations`` with category 0/1/2. The object noun is unknown from a label map, so ``noun`` is ``""``.
+Pixels with ids > 8 are ignored and counted. A class region smaller than ``min_area`` pixels is ignored.
+
+Narrations
+----------
+``narration.json`` is ``{video_uid: {"narration_pass_1": {"narrations": [{"timestamp_sec",
+"timestamp_frame", "narration_text", "annotation_uid"}], "summaries": [...]}, "narration_pass_2": {...}}}``.
+A frame takes the narrations (of the passes in ``passes``) whose ``timestamp_frame`` (or
+``round(timestamp_sec * fps)`` when it is missing) lies within ``window_frames`` of its index. Identical texts
+from the two passes are kept once. Noun phrases: the configured extractor (``narrations.py``; default the
+rule-based parser, which strips ``#C``/``#O``/``X``/``Y`` subjects and ``#unsure``-like tags) and the optional
+synonym map.
+
+Bad input
+---------
+A narration file that is not JSON or not the layout above raises ``DataFormatError`` naming it. Skipped
+(counted): stems that do not match the pattern, label maps that cannot be read or are not single-channel,
+frames without an image (with ``check_images``), frames without narration (``drop_frames_without_narration``).
+Flagged (kept, counted): videos missing from the narration file, frames without narration, unknown label ids.
+One summary line per dataset.
+"""
+import json
+import logging
+import os
+import re
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from detectron2.data import DatasetCatalog
+from PIL import Image
+
+from .common import (
+    CATEGORY_IDS,
+    DataFormatError,
+    SkipLog,
+    dedup,
+    fill_nouns_metadata,
+    make_annotation,
+    make_hand,
+    mask_to_rle,
+    set_wish_metadata,
+)
+from .narrations import extract_noun_phrases, load_synonyms
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["load_ego4d", "register_ego4d", "load_ego4d_narrations", "DEFAULT_NAME_PATTERN", "EGOHOS_IDS"]
+
+DEFAULT_NAME_PATTERN = (
+    r"^(?:ego4d_)?(?P<video_uid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
+    r"_(?:frame_)?(?P<frame>\d+)$"
+)
+EGOHOS_IDS = {"left_hand": 1, "right_hand": 2, "left_object": 3, "right_object": 4, "both_object": 5}
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".PNG")
+DEFAULT_PASSES = ("narration_pass_1", "narration_pass_2")
+
+
+def load_ego4d_narrations(path: str, passes: Sequence[str] = DEFAULT_PASSES, fps: float = 30.0):
+    """``narration.json`` -> ``{video_uid: (frames int64 [K], texts [K])}`` sorted by frame."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Ego4D narration file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataFormatError(f"{path}: not valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise DataFormatError(f"{path}: expected an object {{video_uid: {{narration_pass_1: ...}}}}")
+    out = {}
+    for vid, passes_dict in data.items():
+        if not isinstance(passes_dict, dict):
+            raise DataFormatError(f"{path}: entry of video {vid} is not an object")
+        items = []
+        for p in passes:
+            block = passes_dict.get(p)
+            if block is None:
+                continue
+            narr = block.get("narrations") if isinstance(block, dict) else None
+            if not isinstance(narr, list):
+                raise DataFormatError(f"{path}: {vid}.{p} has no 'narrations' list")
+            for k, n in enumerate(narr):
+                try:
+                    text = n["narration_text"]
+                    if n.get("timestamp_frame") is not None:
+                        frame = int(n["timestamp_frame"])
+                    else:
+                        frame = int(round(float(n["timestamp_sec"]) * fps))
+                except (KeyError, TypeError, ValueError) as e:
+                    raise DataFormatError(
+                        f"{path}: {vid}.{p}.narrations[{k}] needs narration_text and timestamp_frame or "
+                        f"timestamp_sec ({e!r})"
+                    ) from e
+                items.append((frame, str(text)))
+        items.sort(key=lambda t: t[0])
+        out[vid] = (np.array([t[0] for t in items], dtype=np.int64), [t[1] for t in items])
+    return out
+
+
+def _label_files(label_dir: str, label_ext: str) -> List[str]:
+    if not os.path.isdir(label_dir):
+        raise FileNotFoundError(f"EgoHOS label folder not found: {label_dir}")
+    found = []
+    for dirpath, _, names in os.walk(label_dir):
+        found += [os.path.join(dirpath, n) for n in names if n.endswith(label_ext)]
+    return sorted(found)
+
+
+def load_ego4d(
+    label_dir: str,
+    image_root: str,
+    narration_json: Optional[str] = None,
+    window_frames: int = 30,
+    dataset_name: Optional[str] = None,
+    name_pattern: str = DEFAULT_NAME_PATTERN,
+    label_ext: str = ".png",
+    passes: Sequence[str] = DEFAULT_PASSES,
+    fps: float = 30.0,
+    check_images: bool = True,
+    min_area: int = 1,
+    drop_frames_without_narration: bool = False,
+    noun_phrase_extractor="rule",
+    synonyms=None,
+) -> List[Dict]:
+    """Load EgoHOS label maps + Ego4D narrations as WISH dataset dicts (rules: module docstring)."""
+    skips = SkipLog(dataset_name or "ego4d")
+    pattern = re.compile(name_pattern)
+    syn = load_synonyms(synonyms)
+    table = load_ego4d_narrations(narration_json, passes, fps) if narration_json else None
+    dicts = []
+    for label_path in _label_files(label_dir, label_ext):
+        rel = os.path.relpath(label_path, label_dir)
+        stem = os.path.splitext(rel)[0]
+        m = pattern.match(os.path.basename(stem))
+        if not m:
+            skips.skip("file name does not match name_pattern", rel)
+            continue
+        video_uid, frame_no = m.group("video_uid"), int(m.group("frame"))
+        image_path = next((os.path.join(image_root, stem + e) for e in IMAGE_EXTS
+                           if os.path.isfile(os.path.join(image_root, stem + e))), None)
+        if image_path is None:
+            if check_images:
+                skips.skip("missing image", os.path.join(image_root, stem + ".jpg"))
+                continue
+            image_path = os.path.join(image_root, stem + ".jpg")
+        try:
+            with Image.open(label_path) as im:
+                if im.mode not in ("L", "P", "I", "I;16"):
+                    skips.skip(f"label map is not single-channel (mode {im.mode})", rel)
+                    continue
+                label = np.array(im)
+        except (OSError, ValueError):
+            skips.skip("unreadable label map", rel)
+            continue
+        h, w = label.shape
+        if (label > 8).any():
+            skips.note("unknown label ids > 8 (ignored)", rel)
+
+        hands = []
+        for side, lid in (("left", 1), ("right", 2)):
+            mask = label == lid
+            if mask.sum() >= min_area:
+                hands.append(make_hand(mask_to_rle(mask), side, "gt"))
+        annotations = []
+        for cat, lid in (("left", 3), ("right", 4), ("both", 5)):
+            mask = label == lid
+            if mask.sum() >= min_area:
+                annotations.append(make_annotation(mask_to_rle(mask), CATEGORY_IDS[cat], ""))
+
+        narrations: List[str] = []
+        if table is not None:
+            entry = table.get(video_uid)
+            if entry is None:
+                skips.note("video not in the narration file", video_uid)
+            else:
+                frames, texts = entry
+                hit = np.nonzero(np.abs(frames - frame_no) <= window_frames)[0]
+                narrations = dedup(texts[i] for i in hit)
+            if not narrations:
+                if drop_frames_without_narration:
+                    skips.skip("frame without narration (dropped)", rel)
+                    continue
+                skips.note("frame without narration", rel)
+        dicts.append({
+            "file_name": image_path,
+            "image_id": stem.replace(os.sep, "/"),
+            "height": int(h),
+            "width": int(w),
+            "video_id": video_uid,
+            "frame": frame_no,
+            "narrations": narrations,
+            "noun_phrases": extract_noun_phrases(narrations, noun_phrase_extractor, syn),
+            "hands": hands,
+            "annotations": annotations,
+        })
+    skips.log(len(dicts), logger)
+    return dicts
+
+
+def register_ego4d(
+    name: str,
+    label_dir: str,
+    image_root: str,
+    narration_json: Optional[str] = None,
+    window_frames: int = 30,
+    nouns: Optional[Sequence[str]] = None,
+    metadata: Optional[Dict] = None,
+    **opts,
+) -> None:
+    """Register an EgoHOS/Ego4D split under ``name`` (lazy :func:`load_ego4d`; ``opts`` are its options) with
+    the WISH metadata (``nouns`` derived from the narrations on first load when not given)."""
+
+    def _load():
+        dicts = load_ego4d(label_dir, image_root, narration_json, window_frames=window_frames,
+                           dataset_name=name, **opts)
+        fill_nouns_metadata(name, dicts)
+        return dicts
+
+    DatasetCatalog.register(name, _load)
+    set_wish_metadata(name, image_root, nouns, window_frames=window_frames, **(metadata or {}))
