@@ -295,3 +295,29 @@ def test_demo_video_and_undecodable_video(tiny_dataset, tmp_path, capsys):
     assert ok and frame.shape == (H, W, 3)
     cap.release()
     _check_gallery(out, 2)
+
+
+def test_demo_video_tiny_model_precomputed_hands(tiny_dataset, tmp_path, capsys):
+    """The path for frames outside any dataset: hands from a precomputed file, proposals from --proposals-file."""
+    video = tmp_path / "clip.mp4"
+    _write_video(video, 3)
+    names = [f"clip_f{i:06d}" for i in range(3)]
+    props = tmp_path / "props.jsonl"
+    write_proposals([_proposal_record(n) for n in names], str(props))
+    hands = tmp_path / "hands.json"
+    hands.write_text(json.dumps({n: [{"segmentation": encode_rle(LEFT_HAND), "side": None},
+                                     {"segmentation": encode_rle(RIGHT_HAND), "side": "right"}] for n in names}))
+    out = tmp_path / "demo"
+    rc = demo.main(["--config-file", CONFIG, "--input", str(video), "--output", str(out), "--video-output",
+                    "--proposals-file", str(props),
+                    "--opts", *_opts(tiny_dataset["name"], tmp_path), "MODEL.WISH.HANDS.SOURCE", "precomputed",
+                    "MODEL.WISH.HANDS.PRECOMPUTED_FILE", str(hands)])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    summary = _read_json(out / "summary.json")
+    assert [r["name"] for r in summary["images"]] == names
+    # the side-less hand on the left half got "left" from the vertical-split heuristic
+    assert all(r["metrics"]["hands"] == "left+right" and r["dataset"] is None for r in summary["images"])
+    assert all(r["metrics"]["proposals"] >= 3 for r in summary["images"])
+    assert (out / "clip_wish.mp4").is_file() and "no hands found" not in captured.out
+    _check_gallery(out, 3)

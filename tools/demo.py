@@ -443,7 +443,8 @@ class Demo:
                   ("proposals", _save_png(os.path.join(pdir, f"{name}_proposals.png"), draw_proposals(
                       image, proposals, pscores, hand_masks=hand_masks, scale=panel_scale,
                       label_limit=self.args.proposal_labels))),
-                  ("prediction", overlay_path)]
+                  ("prediction", _save_png(os.path.join(pdir, f"{name}_prediction.png"), draw_predictions(
+                      image, masks, classes, scores, hand_masks=hand_masks, scale=panel_scale)))]
 
         metrics = OrderedDict()
         if match is not None:

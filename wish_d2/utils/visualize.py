@@ -120,6 +120,26 @@ def _outline(vis: Visualizer, mask: np.ndarray, color, label: Optional[str] = No
         vis.draw_text(label, (float(xs.mean()), y), color=color, font_size=font)
 
 
+def _label_mask(vis: Visualizer, mask: np.ndarray, text: str, color) -> None:
+    """Label an object just above its box (below when there is no room), never on top of it: on small frames a
+    label at the centre hides the whole object. The label stays inside the frame horizontally."""
+    ys, xs = np.nonzero(mask)
+    if not len(ys):
+        return
+    h, w = mask.shape
+    font = vis._default_font_size
+    text_h, text_w = 1.45 * font, 0.62 * font * len(text)
+    y = float(ys.min()) - text_h - 1
+    if y < 0:
+        y = float(ys.max()) + 2
+        if y + text_h > h:
+            y = max(0.0, float(ys.mean()) - text_h / 2)
+    x = float(xs.min() + xs.max()) / 2
+    x = min(max(x, text_w / 2), max(w - text_w / 2, text_w / 2))
+    light = vis._change_color_brightness(color, brightness_factor=0.5)
+    vis.draw_text(text, (x, y), color=light)
+
+
 def _draw_hands(vis: Visualizer, hand_masks: Optional[Sequence[Optional[np.ndarray]]]) -> None:
     for side, mask in enumerate(hand_masks or []):
         if side < 2:
@@ -138,10 +158,10 @@ def _new_visualizer(image_rgb: np.ndarray, scale: Optional[float]) -> Visualizer
     if scale is None:
         scale = auto_scale(*image_rgb.shape[:2])
     vis = Visualizer(image_rgb, metadata=None, scale=scale)
-    # labels about 11 px tall in the output (or 1/40 of its shorter side), whatever the scale: Detectron2's
+    # labels about 11 px tall in the output (or 1/32 of its shorter side), whatever the scale: Detectron2's
     # default font is tied to the input size and is unreadable on small upscaled frames
     out_short = min(vis.output.height, vis.output.width) * scale
-    vis._default_font_size = max(11.0, out_short / 40.0) / scale
+    vis._default_font_size = max(11.0, out_short / 32.0) / scale
     return vis
 
 
@@ -165,13 +185,17 @@ def draw_predictions(image_rgb: np.ndarray, masks, classes, scores=None,
     scores = None if scores is None else np.asarray(scores, dtype=np.float32).reshape(-1)
     # larger masks first, so a small object drawn over a large one stays visible
     order = sorted(range(len(masks)), key=lambda k: -int(masks[k].sum()))
+    labels = []
     for k in order:
         c = int(classes[k])
         color = CLASS_COLORS[c] if 0 <= c < len(CLASS_COLORS) else (0.5, 0.5, 0.5)
         name = CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c)
         label = name if scores is None else f"{name} {float(scores[k]):.2f}"
-        vis.draw_binary_mask(masks[k].astype(np.uint8), color=color, alpha=alpha, text=label)
+        vis.draw_binary_mask(masks[k].astype(np.uint8), color=color, alpha=alpha)
+        labels.append((masks[k], label, color))
     _draw_hands(vis, hand_masks)
+    for m, label, color in labels:  # labels last: above the hand outlines
+        _label_mask(vis, m, label, color)
     if title:
         _corner_text(vis, title)
     return vis.get_output().get_image()
@@ -213,12 +237,14 @@ def draw_ground_truth(image_rgb: np.ndarray, annotations: Sequence[Dict],
     vis = _new_visualizer(image_rgb, scale)
     masks, classes, nouns = annotations_to_arrays(annotations, h, w)
     order = sorted(range(len(masks)), key=lambda k: -int(masks[k].sum()))
+    labels = []
     for k in order:
         c = int(classes[k])
         color = CLASS_COLORS[c] if 0 <= c < len(CLASS_COLORS) else (0.5, 0.5, 0.5)
         name = CLASS_NAMES[c] if 0 <= c < len(CLASS_NAMES) else str(c)
         label = f"GT {name}" + (f" {nouns[k]}" if nouns[k] else "")
-        vis.draw_binary_mask(masks[k].astype(np.uint8), color=color, alpha=alpha, text=label)
+        vis.draw_binary_mask(masks[k].astype(np.uint8), color=color, alpha=alpha)
+        labels.append((masks[k], label, color))
     hand_masks: List[Optional[np.ndarray]] = [None, None]
     for hand in hands or []:
         if hand.get("side") in SIDE_NAMES:
@@ -227,6 +253,8 @@ def draw_ground_truth(image_rgb: np.ndarray, annotations: Sequence[Dict],
             k = SIDE_NAMES.index(hand["side"])
             hand_masks[k] = m if hand_masks[k] is None else (hand_masks[k] | m)
     _draw_hands(vis, hand_masks)
+    for m, label, color in labels:
+        _label_mask(vis, m, label, color)
     if not len(masks):
         _corner_text(vis, "GT: no in-hand object")
     return vis.get_output().get_image()
