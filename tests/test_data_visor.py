@@ -67,7 +67,7 @@ def frame_b():
 
 
 CSV_ROWS = [
-    # narration_id, participant, video, ts, start_ts, stop_ts, start, stop, narration, verb, vc, noun, nc, all_nouns, anc
+    # narration_id, participant, video, timestamps x3, start, stop, narration, verb, vc, noun, nc, all_nouns, anc
     ["P01_01_0", "P01", "P01_01", "00:00:02.00", "00:00:02.00", "00:00:02.60", "100", "130", "take knife", "take",
      "0", "knife", "4", "['knife']", "[4]"],
     ["P01_01_1", "P01", "P01_01", "00:00:02.40", "00:00:02.40", "00:00:04.00", "120", "200",

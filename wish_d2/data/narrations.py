@@ -115,7 +115,8 @@ start stop use try measure weigh count mark write draw paint hammer drill saw sa
 fix repair install operate play touch point wave walk stand sit kneel bend lean reach step climb enter exit
 leave return keep collect gather pack unpack load unload dip spray apply brush comb shave dust sweep mop fan
 blow hit kick catch cast plant dig water feed grill roast steam marinate defrost freeze refrigerate store
-continue begin finish transfer swap change replace separate combine divide split level smooth flatten shape form tuck straighten
+continue begin finish transfer swap change replace separate combine divide split level smooth flatten shape form
+tuck straighten
 unfold crumple squash scatter sieve sift strain filter toast grind blend juice core deseed hull trim fillet
 debone skin scale shell husk sharpen hone unlock lock label tidy organise organize rearrange examine
 """.split()
@@ -136,7 +137,9 @@ _PRONOUNS = """
 it them they he she him i me we us you itself himself herself themselves something anything everything
 nothing someone somebody anyone everyone this_ that_ which who whom whose what where how
 """.split()
-_AUXILIARIES = "is are was were be been being am has have had do does did will would can could should may might must".split()
+_AUXILIARIES = """
+is are was were be been being am has have had do does did will would can could should may might must
+""".split()
 _ADVERBS = """
 again also still just then back away together here there now not very too only even already yet almost
 slightly gently properly carefully quickly slowly continuously repeatedly partially fully further once twice

@@ -53,7 +53,7 @@ import logging
 import os
 import re
 from collections import OrderedDict, namedtuple
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from detectron2.data import DatasetCatalog
