@@ -2,7 +2,8 @@
 
 ``import wish_d2`` registers ``wish_synth_train``, ``wish_synth_val`` and ``wish_synth_test`` with the defaults of
 ``cfg.DATASETS.SYNTHETIC`` (seed 0; 1500 / 300 / 1000 frames; 160 x 160) under
-``$DETECTRON2_DATASETS`` (default ``datasets``). Nothing is generated at import: a split is generated the first
+``$DETECTRON2_DATASETS`` (default ``datasets``; read at import, call ``register_synthetic`` again after changing
+it). Nothing is generated at import: a split is generated the first
 time its ``DatasetCatalog`` loader runs (see ``synthetic.ensure_split``), or ahead of time with
 ``tools/make_synthetic.py``. The splits are registered THROUGH :func:`register_epic_visor`, so they exercise the
 real VISOR + EPIC-100 loader.
