@@ -59,6 +59,7 @@ def test_compat_shims_make_detectron2_importable():
 
         with pytest.raises(RuntimeError, match="compiled ops"):
             _C.nms_rotated()
+        assert "pure-Python" in _C.get_compiler_version()
 
 
 def test_generalized_rcnn_cpu_forward():

@@ -19,10 +19,12 @@ from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
 from detectron2.config import get_cfg  # noqa: E402
 from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
 from detectron2.utils import comm  # noqa: E402
+from detectron2.utils.logger import setup_logger  # noqa: E402
 
 from wish_d2 import add_wish_config  # noqa: E402
 from wish_d2.data.builtin import register_synthetic_from_cfg  # noqa: E402
 from wish_d2.engine import WISHTrainer, run_pipeline  # noqa: E402
+from wish_d2.utils.atomic import write_json  # noqa: E402
 
 logger = logging.getLogger("wish_d2")
 
@@ -34,6 +36,7 @@ def setup(args):
     cfg.merge_from_list(args.opts)
     cfg.freeze()
     default_setup(cfg, args)
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="wish_d2")
     register_synthetic_from_cfg(cfg)
     return cfg
 
@@ -43,7 +46,10 @@ def main(args):
     if args.eval_only:
         model = WISHTrainer.build_model(cfg)
         DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        return WISHTrainer.test(cfg, model)
+        results = WISHTrainer.test(cfg, model)
+        if comm.is_main_process():
+            write_json(results, os.path.join(cfg.OUTPUT_DIR, "metrics_eval_only.json"))
+        return results
     return run_pipeline(cfg, resume=args.resume)
 
 

@@ -40,6 +40,10 @@ def _missing_ops_module() -> types.ModuleType:
         return unavailable
 
     module.__getattr__ = __getattr__
+    # Informational queries (``collect_env_info`` in ``default_setup``) answer instead of raising.
+    module.get_compiler_version = lambda: "none (pure-Python Detectron2, see wish_d2/compat.py)"
+    module.get_cuda_version = lambda: "none"
+    module.has_cuda = lambda: False
     return module
 
 

@@ -10,10 +10,12 @@ from detectron2.data import build_detection_train_loader
 from detectron2.utils import comm
 
 from ..cache import FeatureCache, extract_dataset_features
+from ..cache.sampler import ShardGroupedTrainingSampler
 from ..cache.extract import feature_cache_key
 from ..data.mappers import WISHCachedMapper, WISHOnlineMapper, attach_cache_refs
 
 logger = logging.getLogger(__name__)
+SHARDS_IN_MEMORY = 2  # shards mixed by the training sampler; each dataset's cache keeps as many open
 
 
 def dataset_dicts(name: str) -> List[Dict]:
@@ -40,7 +42,7 @@ def cache_root(cfg) -> str:
 def feature_cache_for(cfg, name: str, dicts: Optional[List[Dict]] = None) -> FeatureCache:
     dicts = dataset_dicts(name) if dicts is None else dicts
     key = feature_cache_key(cfg, name, dicts, MetadataCatalog.get(name).get("proposals_file", ""))
-    return FeatureCache(cache_root(cfg), name, key, cfg.MODEL.WISH.CACHE.SHARD_SIZE)
+    return FeatureCache(cache_root(cfg), name, key, cfg.MODEL.WISH.CACHE.SHARD_SIZE, max_open_shards=SHARDS_IN_MEMORY)
 
 
 def ensure_feature_cache(cfg, name: str, model=None) -> FeatureCache:
@@ -58,7 +60,7 @@ def ensure_feature_cache(cfg, name: str, model=None) -> FeatureCache:
 
 def cached_dicts(cfg, names, model=None):
     """Dataset dicts with ``cache_ref``, plus one mapper-ready text table covering every dataset."""
-    out, texts = [], None
+    out = []
     for name in names:
         cache = ensure_feature_cache(cfg, name, model)
         out.append((name, cache, attach_cache_refs(dataset_dicts(name), cache)))
@@ -80,7 +82,10 @@ def build_cached_train_loader(cfg, pseudo_labels: Optional[Dict] = None):
     parts = cached_dicts(cfg, cfg.DATASETS.TRAIN)
     dicts = [d for _, _, ds in parts for d in ds]
     mapper = _MultiCache({n: c for n, c, _ in parts}).mapper(pseudo_labels)
-    return build_detection_train_loader(dicts, mapper=mapper, total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
+    sampler = ShardGroupedTrainingSampler([(d["dataset_name"], d["cache_ref"][0]) for d in dicts],
+                                          group=SHARDS_IN_MEMORY)
+    return build_detection_train_loader(dicts, mapper=mapper, sampler=sampler,
+                                        total_batch_size=cfg.SOLVER.IMS_PER_BATCH,
                                         aspect_ratio_grouping=False, num_workers=cfg.DATALOADER.NUM_WORKERS)
 
 
