@@ -38,15 +38,16 @@ def feature_cache_key(cfg, dataset_name: str, dicts: List[Dict], proposals_file:
     return cache_key({
         "dataset": dataset_name,
         "images": dataset_fingerprint(dicts),
-        "clip": [w.CLIP.MODEL_NAME, _file_stamp(w.CLIP.PRETRAINED), w.CLIP.INIT_SEED, w.CLIP.MASK_SOFT_COVERAGE,
-                 w.CLIP.PROMPT, w.CLIP.ZERO_SHOT_PROMPT],
+        "clip": [w.CLIP.ENCODER, w.CLIP.MODEL_NAME, _file_stamp(w.CLIP.PRETRAINED), w.CLIP.INIT_SEED,
+                 w.CLIP.MASK_SOFT_COVERAGE, w.CLIP.PROMPT, w.CLIP.ZERO_SHOT_PROMPT],
         "proposals": [cfg.MODEL.PROPOSAL_GENERATOR.NAME, _file_stamp(proposals_file), w.PROPOSALS.MAX_PER_IMAGE,
                       w.PROPOSALS.MIN_AREA, w.PROPOSALS.MAX_HAND_FRACTION, w.SEGMENTER.NAME, w.SEGMENTER.SAM_TYPE,
                       _file_stamp(w.SEGMENTER.SAM_CHECKPOINT), w.SEGMENTER.POINTS_PER_SIDE,
+                      w.SEGMENTER.STABILITY_SCORE_THRESH, w.SEGMENTER.BOX_NMS_THRESH,
                       w.SEGMENTER.PRED_IOU_THRESH, _file_stamp(w.SEGMENTER.GDINO_PATH), w.SEGMENTER.BOX_THRESHOLD,
-                      w.SEGMENTER.TEXT_THRESHOLD],
+                      w.SEGMENTER.TEXT_THRESHOLD, cfg.INPUT.FORMAT],
         "hands": [w.HANDS.SOURCE, w.HANDS.SIDE_HEURISTIC, _file_stamp(w.HANDS.PRECOMPUTED_FILE),
-                  _file_stamp(w.HANDS.DETECTOR_WEIGHTS), w.HANDS.DILATION],
+                  _file_stamp(w.HANDS.DETECTOR_CONFIG), _file_stamp(w.HANDS.DETECTOR_WEIGHTS), w.HANDS.DILATION],
     })
 
 

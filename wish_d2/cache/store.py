@@ -57,10 +57,10 @@ class FeatureCache:
             return False
         try:
             shard = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # corrupt or truncated: rebuild it
+            ok = shard.get("key") == self.key and [r["image_id"] for r in shard["records"]] == list(expected_ids)
+        except Exception as e:  # corrupt, truncated or not a shard at all: rebuild it
             logger.warning(f"Feature cache shard {path} is unreadable ({type(e).__name__}); rebuilding it")
             return False
-        ok = shard.get("key") == self.key and [r["image_id"] for r in shard["records"]] == list(expected_ids)
         if not ok:
             logger.warning(f"Feature cache shard {path} does not match this dataset/config; rebuilding it")
         return ok

@@ -17,7 +17,7 @@ from detectron2.utils import comm
 from ..modeling.inference import select_in_hand
 from ..utils.atomic import write_json
 from .calibration import gt_label_map, grid_search, selection_emiou
-from .data import dataset_dicts, ensure_feature_cache, iterate_cached
+from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
 from .trainer import WISHTrainer
 
 logger = logging.getLogger(__name__)
@@ -37,6 +37,7 @@ def stage_cfg(cfg, stage: str, output_dir: str, **opts):
     c.SOLVER.WARMUP_ITERS = min(c.SOLVER.WARMUP_ITERS, sec.MAX_ITER // 10)
     c.SOLVER.CHECKPOINT_PERIOD = max(sec.MAX_ITER, 1)
     c.DATASETS.TEST = ()  # the pipeline evaluates once, after calibration
+    w.CACHE.DIR = cache_root(cfg)  # every stage reads the one feature cache of the run
     c.OUTPUT_DIR = output_dir
     for k, v in opts.items():
         c.merge_from_list([k, v])

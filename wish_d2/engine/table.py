@@ -118,8 +118,10 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
     per_seed = {}
     for seed in seeds:
-        c = _with(cfg, os.path.join(output_dir, f"seed{seed}"), "DATASETS.SYNTHETIC.SEED", str(seed),
-                  "SEED", str(seed))
+        out = os.path.join(output_dir, f"seed{seed}")
+        # all methods of a seed share one feature cache (its key still separates feature-changing configs)
+        c = _with(cfg, out, "DATASETS.SYNTHETIC.SEED", str(seed), "SEED", str(seed),
+                  "MODEL.WISH.CACHE.DIR", cfg.MODEL.WISH.CACHE.DIR or os.path.join(out, "cache"))
         if register is not None:
             register(c)
         per_seed[seed] = run_seed(c, c.OUTPUT_DIR, methods)
