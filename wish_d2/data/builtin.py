@@ -1,4 +1,5 @@
-"""Built-in dataset registrations: the embedded synthetic benchmark.
+"""Built-in dataset registrations: the embedded synthetic benchmark, and EPIC-Kitchens VISOR and Ego4D/EgoHOS
+splits at their documented places under ``$DETECTRON2_DATASETS`` (see :func:`register_all_real`).
 
 ``import wish_d2`` registers ``wish_synth_train``, ``wish_synth_val`` and ``wish_synth_test`` with the defaults of
 ``cfg.DATASETS.SYNTHETIC`` (seed 0; 1500 / 300 / 1000 frames; 160 x 160) under
@@ -29,7 +30,8 @@ from .visor import register_epic_visor
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["register_synthetic", "register_synthetic_from_cfg", "SYNTHETIC_DEFAULTS", "synthetic_names"]
+__all__ = ["register_synthetic", "register_synthetic_from_cfg", "SYNTHETIC_DEFAULTS", "synthetic_names",
+           "register_all_real"]
 
 # Must match cfg.DATASETS.SYNTHETIC in wish_d2/config.py.
 SYNTHETIC_DEFAULTS = dict(seed=0, num_train=1500, num_val=300, num_test=1000, image_size=(160, 160))
@@ -86,6 +88,48 @@ def register_synthetic_from_cfg(cfg, root: Optional[str] = None, prefix: str = "
                               prefix=prefix)
 
 
+# Real datasets, relative to $DETECTRON2_DATASETS. Registration is lazy: nothing is read until a split is used,
+# and a missing file then raises an error naming it. Proposals come from tools/extract_proposals.py (GSAM).
+_EPIC_VISOR = {
+    "epic_visor_train": ("train", "EPIC_100_train.csv"),
+    "epic_visor_val": ("val", "EPIC_100_validation.csv"),
+}
+_EGO4D_EGOHOS = {
+    "ego4d_egohos_train": "train",
+    "ego4d_egohos_val": "val",
+    "ego4d_egohos_test": "test_indomain",
+}
+
+
+def register_all_real(root: Optional[str] = None) -> None:
+    """Register the EPIC-Kitchens VISOR and Ego4D/EgoHOS splits with this layout under ``root``::
+
+        epic_visor/annotations/{train,val}/P01_01.json   VISOR GroundTruth-SparseAnnotations/annotations
+        epic_visor/rgb_frames/{train,val}/P01/...        VISOR sparse rgb_frames (extracted)
+        epic_visor/proposals/{train,val}.jsonl           tools/extract_proposals.py output
+        epic-kitchens-100-annotations/EPIC_100_{train,validation}.csv
+        egohos/{train,val,test_indomain}/{image,label}/  EgoHOS release (label maps 0-8)
+        egohos/proposals/{train,val,test_indomain}.jsonl
+        ego4d/v1/annotations/narration.json
+    """
+    root = root or os.getenv("DETECTRON2_DATASETS", "datasets")
+    for name, (split, csv) in _EPIC_VISOR.items():
+        base = os.path.join(root, "epic_visor")
+        register_epic_visor(
+            name, os.path.join(base, "annotations", split), os.path.join(base, "rgb_frames", split),
+            os.path.join(root, "epic-kitchens-100-annotations", csv), frame_margin=0,
+            metadata={"proposals_file": os.path.join(base, "proposals", f"{split}.jsonl")})
+    from .ego4d import register_ego4d
+
+    for name, split in _EGO4D_EGOHOS.items():
+        base = os.path.join(root, "egohos")
+        register_ego4d(
+            name, os.path.join(base, split, "label"), os.path.join(base, split, "image"),
+            os.path.join(root, "ego4d", "v1", "annotations", "narration.json"),
+            metadata={"proposals_file": os.path.join(base, "proposals", f"{split}.jsonl")})
+
+
 if __name__.endswith(".builtin"):
-    # Registered on import of the package (Detectron2's builtin.py idiom); generation stays lazy.
+    # Registered on import of the package (Detectron2's builtin.py idiom); generation and loading stay lazy.
     register_synthetic()
+    register_all_real()
