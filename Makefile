@@ -12,7 +12,7 @@ setup: $(STAMP)
 # Re-runs only when the dependency declarations change; a second `make setup` is a no-op.
 $(STAMP): setup.py tools/install_detectron2.sh Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade "pip>=24" "setuptools<81" wheel
+	$(PY) -m pip install -q "pip==23.2.1" "setuptools<81" wheel  # newer pip rejects the Detectron2 sdist metadata
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	PYTHON=$(PY) bash tools/install_detectron2.sh
 	$(PY) -m pip install -q -e ".[dev,gsam]"
