@@ -11,6 +11,9 @@
 #   pip install --no-build-isolation 'git+https://github.com/facebookresearch/detectron2.git'
 set -euo pipefail
 PY=${PYTHON:-python}
+PY=$(command -v "$PY" || true)
+[ -n "$PY" ] || { echo "install_detectron2.sh: Python interpreter '${PYTHON:-python}' not found" >&2; exit 1; }
+PY=$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")  # absolute: the build below runs in another folder
 if "$PY" -c "import detectron2" 2>/dev/null; then
   echo "detectron2 already installed: $("$PY" -c 'import detectron2, os; print(os.path.dirname(detectron2.__file__))')"
   exit 0
