@@ -45,7 +45,8 @@ def _tiny():
         "img_c": [(0, POLY)],
     }
     hands = {
-        # heuristic sides checked against gt_side: 1 right of 2; "gt" sources and hands without gt_side don't count
+        # heuristic sides checked against gt_side: 1 right of 2; a "gt" hand counts by applying the heuristic to
+        # its mask (left-edge mask, annotated left: right); a heuristic hand without gt_side doesn't count
         "img_a": [_hand("left", "heuristic", "left"), _hand("right", "heuristic", "left")],
         "img_b": [_hand("left", "gt")],
         "img_c": [_hand("right", "heuristic")],
@@ -110,7 +111,7 @@ def test_perfect_predictions(tiny_dataset, tmp_path, strip):
     for cls in ("left", "right", "both"):
         assert inhand[f"IoU_{cls}"] == pytest.approx(100.0)
     # with annotations stripped (as Detectron2's test mapper does), GT and hands come from DatasetCatalog
-    assert inhand["hand_side_acc"] == pytest.approx(50.0)
+    assert inhand["hand_side_acc"] == pytest.approx(200.0 / 3)
     assert res["segm"]["AP"] == pytest.approx(100.0)
     for cls in ("left", "right", "both"):
         assert res["segm"][f"AP-{cls}"] == pytest.approx(100.0)

@@ -11,10 +11,10 @@ Inputs (dataset-dict-like, one per image): ``image_id``, ``height``, ``width``; 
 and ``hands``. Detectron2's test-time ``DatasetMapper`` drops ``annotations``; when an input has no
 ``annotations`` key, the ground truth (and ``hands``) are looked up by ``image_id`` in ``DatasetCatalog``.
 
-Hand-side accuracy measures the vertical-split heuristic: a hand dict counts when ``side_source == "heuristic"``
-and it also carries ``"gt_side"`` (``"left"``/``"right"``, the annotated side); it is correct when
-``side == gt_side``. Hands with ``side_source == "gt"`` or without ``gt_side`` are not counted. With no counted hand
-in the whole evaluation, ``hand_side_acc`` is absent.
+Hand-side accuracy measures the vertical-split heuristic wherever a ground-truth side exists: a hand with
+``side_source == "gt"`` counts, and is correct when the heuristic applied to its mask gives its annotated ``side``;
+a hand whose ``side_source == "heuristic"`` counts when it also carries ``"gt_side"``, and is correct when
+``side == gt_side``. With no counted hand in the whole evaluation, ``hand_side_acc`` is absent.
 
 Outputs: ``outputs["instances"]`` with ``pred_masks [K, H, W]`` at the original resolution (``height`` x ``width``),
 ``pred_classes``, ``scores``, optionally ``hand_index``. ``pred_boxes`` is not needed (it is derived from the masks
@@ -44,6 +44,7 @@ from detectron2.utils.logger import create_small_table
 from .. import compat
 from ..utils.masks import decode_rle, polygons_to_mask
 from .coco_export import instances_to_coco_results, write_coco_results
+from ..data.hand_side import side_from_mask
 from .metrics import InHandIoU, hand_side_accuracy, paint_label_map
 
 __all__ = ["InHandEvaluator", "PREDICTIONS_FILE"]
@@ -153,6 +154,17 @@ class InHandEvaluator(DatasetEvaluator):
             instances.pred_boxes = BitMasks(instances.pred_masks).get_bounding_boxes()
         return instances
 
+    @staticmethod
+    def _heuristic_and_true_side(hand: Dict, height: int, width: int):
+        """(heuristic side, annotated side) of a hand, or None when no annotated side exists."""
+        if hand.get("side_source") == "heuristic":
+            return (hand["side"], hand["gt_side"]) if hand.get("gt_side") is not None else None
+        if hand.get("side_source") == "gt" and hand.get("side") in ("left", "right") and "segmentation" in hand:
+            mask = _decode_segmentation(hand["segmentation"], height, width)
+            guess = side_from_mask(mask.numpy(), width)
+            return None if guess is None else (guess, hand["side"])
+        return None
+
     def process(self, inputs, outputs):
         for inp, out in zip(inputs, outputs):
             if "instances" not in out:
@@ -166,9 +178,9 @@ class InHandEvaluator(DatasetEvaluator):
             self._iou.update(pred_map, self._gt_label_map(record, height, width))
 
             for hand in record.get("hands", []) or []:
-                if hand.get("side_source") == "heuristic" and hand.get("gt_side") is not None:
-                    acc = hand_side_accuracy([hand["side"]], [hand["gt_side"]])
-                    self._hand_counts[0] += int(acc == 100.0)
+                pair = self._heuristic_and_true_side(hand, height, width)
+                if pair is not None:
+                    self._hand_counts[0] += int(hand_side_accuracy([pair[0]], [pair[1]]) == 100.0)
                     self._hand_counts[1] += 1
 
             if self._output_dir:
