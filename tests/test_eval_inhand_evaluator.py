@@ -202,7 +202,10 @@ def test_rejects_wrong_resolution(tiny_dataset, tmp_path):
 def _distributed_worker(rank, world_size, init_file, out_dir, result_file):
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    from datetime import timedelta
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size,
+                            timeout=timedelta(minutes=5))  # a loaded 2-core CI machine can be slow
     try:
         name = "wish_test_inhand_distributed"
         dicts, masks = _tiny()
@@ -218,6 +221,7 @@ def _distributed_worker(rank, world_size, init_file, out_dir, result_file):
                 json.dump(res, f)
         else:
             assert res == {}
+        dist.barrier()  # neither rank tears down gloo while the other may still be in a collective
     finally:
         dist.destroy_process_group()
 

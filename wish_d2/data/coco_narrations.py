@@ -60,10 +60,9 @@ from .common import (
     fill_nouns_metadata,
     make_annotation,
     make_hand,
-    merge_rles,
-    polygons_to_rle,
     set_wish_metadata,
 )
+from ..utils.masks import merge_rles, polygons_to_rle
 from .hand_side import assign_sides
 from .narrations import apply_synonyms, extract_noun_phrases, load_synonyms
 

@@ -13,12 +13,10 @@ import os
 from collections import Counter, OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence
 
-import numpy as np
-import pycocotools.mask as mask_util
 from detectron2.data import MetadataCatalog
 from detectron2.structures import BoxMode
 
-from ..utils.masks import encode_rle
+from ..utils.masks import rle_bbox, rle_to_str
 
 logger = logging.getLogger(__name__)
 
@@ -86,64 +84,6 @@ class SkipLog:
         log.log(level, self.summary(kept))
 
 
-def rle_to_str(rle: Dict) -> Dict:
-    """A pycocotools RLE (bytes ``counts``) -> the json-safe form with ``counts`` as str."""
-    counts = rle["counts"]
-    if isinstance(counts, bytes):
-        counts = counts.decode("ascii")
-    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": counts}
-
-
-def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> Dict:
-    """Flat COCO polygons ``[[x0, y0, x1, y1, ...], ...]`` (each >= 3 points) -> one merged RLE (str counts).
-
-    Rasterised by pycocotools directly to RLE, never through a dense mask, so large frames stay cheap.
-    """
-    if not polygons:
-        raise ValueError("polygons_to_rle needs at least one polygon")
-    for p in polygons:
-        if len(p) < 6 or len(p) % 2:
-            # pycocotools reads a 4-number list as a box: never let a degenerate polygon through.
-            raise ValueError(f"degenerate polygon with {len(p)} coordinates")
-    rles = mask_util.frPyObjects([list(map(float, p)) for p in polygons], height, width)
-    return rle_to_str(mask_util.merge(rles))
-
-
-def merge_rles(rles: Sequence[Dict]) -> Dict:
-    """Union of RLEs of the same size (str or bytes counts) -> RLE with str counts."""
-    rles = [_bytes_rle(r) for r in rles]
-    if len(rles) == 1:
-        return rle_to_str(rles[0])
-    return rle_to_str(mask_util.merge(rles))
-
-
-def _bytes_rle(rle: Dict) -> Dict:
-    counts = rle["counts"]
-    if isinstance(counts, str):
-        return {"size": list(rle["size"]), "counts": counts.encode("ascii")}
-    if isinstance(counts, list):
-        return mask_util.frPyObjects(rle, *rle["size"])
-    return rle
-
-
-def rle_area(rle: Dict) -> int:
-    return int(mask_util.area(_bytes_rle(rle)))
-
-
-def rle_bbox(rle: Dict) -> List[float]:
-    """XYWH_ABS box of an RLE (pycocotools ``toBbox``)."""
-    return [float(v) for v in mask_util.toBbox(_bytes_rle(rle))]
-
-
-def mask_bbox(mask: np.ndarray) -> List[float]:
-    """XYWH_ABS box of a binary mask, in the same convention as ``rle_bbox``."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    x0, y0 = float(xs.min()), float(ys.min())
-    return [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
-
-
 def make_annotation(rle: Dict, category_id: int, noun: str) -> Dict:
     """An in-hand object ground-truth annotation in the ARCHITECTURE.md format."""
     rle = rle_to_str(rle) if not isinstance(rle.get("counts"), str) else rle
@@ -163,10 +103,6 @@ def make_hand(rle: Dict, side: str, side_source: str = "gt") -> Dict:
         raise ValueError(f"hand side must be 'left' or 'right', got {side!r}")
     rle = rle_to_str(rle) if not isinstance(rle.get("counts"), str) else rle
     return {"side": side, "side_source": side_source, "segmentation": rle, "bbox": rle_bbox(rle)}
-
-
-def mask_to_rle(mask: np.ndarray) -> Dict:
-    return encode_rle(mask)
 
 
 def dedup(items: Iterable[str]) -> List[str]:

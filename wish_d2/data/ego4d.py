@@ -58,9 +58,9 @@ from .common import (
     fill_nouns_metadata,
     make_annotation,
     make_hand,
-    mask_to_rle,
     set_wish_metadata,
 )
+from ..utils.masks import encode_rle as mask_to_rle
 from .narrations import extract_noun_phrases, load_synonyms
 
 logger = logging.getLogger(__name__)

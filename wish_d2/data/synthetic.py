@@ -170,7 +170,8 @@ import numpy as np
 import pycocotools.mask as mask_util
 
 from ..utils.atomic import atomic_path, write_json
-from .common import CATEGORY_IDS, dedup, make_annotation, make_hand, rle_to_str
+from ..utils.masks import rle_to_str
+from .common import CATEGORY_IDS, dedup, make_annotation, make_hand
 from .narrations import epic_noun_to_phrase
 from .proposals_io import write_proposals
 
@@ -907,7 +908,7 @@ def render_frame(seed: int, split: str, index: int, height: int, width: int) -> 
     assert ok
 
     min_area = max(12, int(0.0008 * H * W))
-    vis_objs, masks, labs = [], [], []
+    vis_objs = []
     for obj in ents:
         m = label == obj["lab"]
         if m.sum() >= min_area:

@@ -67,11 +67,10 @@ from .common import (
     fill_nouns_metadata,
     make_annotation,
     make_hand,
-    merge_rles,
-    polygons_to_rle,
     read_image_size,
     set_wish_metadata,
 )
+from ..utils.masks import merge_rles, polygons_to_rle
 from .narrations import apply_synonyms, epic_noun_to_phrase, load_synonyms, parse_epic_all_nouns
 
 logger = logging.getLogger(__name__)

@@ -4,10 +4,8 @@ import logging
 import os
 from typing import Dict, List, Optional
 
-import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog, build_detection_test_loader
 from detectron2.data import build_detection_train_loader
-from detectron2.utils import comm
 
 from ..cache import FeatureCache, extract_dataset_features
 from ..cache.sampler import ShardGroupedTrainingSampler

@@ -8,7 +8,6 @@ import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
-from ..modeling.meta_arch import collate_records, selections_to_instances
 
 logger = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """COCO RLE helpers used wherever masks are stored: proposals, hands, pseudo-labels, predictions."""
-from typing import Dict, List
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -16,13 +16,8 @@ def encode_rle(mask) -> Dict:
 
 
 def decode_rle(rle: Dict) -> np.ndarray:
-    """COCO RLE (``counts`` str or bytes) -> bool [H, W]."""
-    counts = rle["counts"]
-    if isinstance(counts, list):  # uncompressed RLE
-        rle = mask_util.frPyObjects(rle, *rle["size"])
-    elif isinstance(counts, str):
-        rle = {"size": rle["size"], "counts": counts.encode("ascii")}
-    return mask_util.decode(rle).astype(bool)
+    """COCO RLE (``counts`` str, bytes or an uncompressed list) -> bool [H, W]."""
+    return mask_util.decode(_bytes_rle(rle)).astype(bool)
 
 
 def decode_rles(rles: List[Dict], height: int, width: int) -> torch.Tensor:
@@ -36,3 +31,61 @@ def polygons_to_mask(polygons: List[List[float]], height: int, width: int) -> np
     """COCO polygons (flat [x0, y0, x1, y1, ...] lists) -> bool [H, W]."""
     rles = mask_util.frPyObjects(polygons, height, width)
     return mask_util.decode(mask_util.merge(rles)).astype(bool)
+
+
+def rle_to_str(rle: Dict) -> Dict:
+    """A pycocotools RLE (bytes ``counts``) -> the json-safe form with ``counts`` as str."""
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    return {"size": [int(rle["size"][0]), int(rle["size"][1])], "counts": counts}
+
+
+def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int) -> Dict:
+    """Flat COCO polygons ``[[x0, y0, x1, y1, ...], ...]`` (each >= 3 points) -> one merged RLE (str counts).
+
+    Rasterised by pycocotools directly to RLE, never through a dense mask, so large frames stay cheap.
+    """
+    if not polygons:
+        raise ValueError("polygons_to_rle needs at least one polygon")
+    for p in polygons:
+        if len(p) < 6 or len(p) % 2:
+            # pycocotools reads a 4-number list as a box: never let a degenerate polygon through.
+            raise ValueError(f"degenerate polygon with {len(p)} coordinates")
+    rles = mask_util.frPyObjects([list(map(float, p)) for p in polygons], height, width)
+    return rle_to_str(mask_util.merge(rles))
+
+
+def merge_rles(rles: Sequence[Dict]) -> Dict:
+    """Union of RLEs of the same size (str or bytes counts) -> RLE with str counts."""
+    rles = [_bytes_rle(r) for r in rles]
+    if len(rles) == 1:
+        return rle_to_str(rles[0])
+    return rle_to_str(mask_util.merge(rles))
+
+
+def _bytes_rle(rle: Dict) -> Dict:
+    counts = rle["counts"]
+    if isinstance(counts, str):
+        return {"size": list(rle["size"]), "counts": counts.encode("ascii")}
+    if isinstance(counts, list):
+        return mask_util.frPyObjects(rle, *rle["size"])
+    return rle
+
+
+def rle_area(rle: Dict) -> int:
+    return int(mask_util.area(_bytes_rle(rle)))
+
+
+def rle_bbox(rle: Dict) -> List[float]:
+    """XYWH_ABS box of an RLE (pycocotools ``toBbox``)."""
+    return [float(v) for v in mask_util.toBbox(_bytes_rle(rle))]
+
+
+def mask_bbox(mask: np.ndarray) -> List[float]:
+    """XYWH_ABS box of a binary mask, in the same convention as ``rle_bbox``."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    x0, y0 = float(xs.min()), float(ys.min())
+    return [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
