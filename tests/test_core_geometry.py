@@ -69,3 +69,19 @@ def test_masks_to_boxes_and_hand_overlap():
     f = hand_overlap_fraction(m, hands)
     assert torch.allclose(f, torch.tensor([0.5, 0.0]))
     assert hand_overlap_fraction(m, hands[:0]).tolist() == [0.0, 0.0]
+
+
+def test_contact_region_masks_is_the_meeting_zone():
+    from wish_d2.modeling.geometry import contact_region_masks
+
+    masks, hands = _scene()
+    zones = contact_region_masks(masks, hands, torch.tensor([True, False]), dilation=0.03)  # r = 4 px
+    assert zones.shape == (3, 2, 100, 100) and zones.dtype == torch.bool
+    z = zones[0, 0]
+    # object pixels next to the hand, and hand pixels next to the object, nothing else
+    assert z[56:60, 20:40].all() and z[60:64, 20:40].all()
+    assert not z[:52].any() and not z[68:].any()
+    assert not (z & ~(masks[0] | hands[0])).any()
+    assert not zones[1].any()  # far object: no contact zone
+    assert not zones[:, 1].any()  # absent hand: empty zones (pooled to a finite embedding)
+    assert contact_region_masks(masks[:0], hands, torch.tensor([True, True])).shape == (0, 2, 100, 100)

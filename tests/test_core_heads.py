@@ -58,3 +58,21 @@ def test_contact_matching_heads():
     c1, _ = heads_nv(v, vh, geom)
     c2, _ = heads_nv(torch.randn_like(v), torch.randn_like(vh), geom)
     assert torch.allclose(c1, c2)  # visual features off: only geometry matters
+
+
+def test_pair_features_contact_region():
+    v, vh, geom = _inputs()
+    vc = torch.randn(B, N, 2, D) * 3
+    f = pair_features(v, vh, geom, v_contact=vc, use_contact=True)
+    assert f.shape == (B, N, 2, pair_feature_dim(D, G, use_contact=True)) == (B, N, 2, 3 * D + G)
+    assert torch.allclose(f[..., 2 * D:3 * D], torch.nn.functional.normalize(vc, dim=-1))
+    assert torch.equal(f[..., 3 * D:], geom)
+    # visual features off zeroes the contact-zone embedding too; a missing one is zeros
+    assert pair_features(v, vh, geom, False, True, vc, True)[..., :3 * D].abs().max() == 0
+    assert pair_features(v, vh, geom, v_contact=None, use_contact=True)[..., 2 * D:3 * D].abs().max() == 0
+    heads = ContactMatchingHeads(D, G, hidden_dim=32, dropout=0.0, use_contact=True)
+    c, a = heads(v, vh, geom, vc)
+    c2, _ = heads(v, vh, geom, torch.randn_like(vc))
+    assert c.shape == (B, N, 2) and not torch.allclose(c, c2)  # the contact zone is used
+    w = AlignmentHead(D, G, 32, E, 0.0, use_contact=True).forward_pairs(v, vh, geom, vc)
+    assert w.shape == (B, N, 2, E)

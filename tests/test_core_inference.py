@@ -81,3 +81,15 @@ def test_batched_equals_per_image():
         for b in range(B):
             one = select_per_hand(c[b:b + 1], a[b:b + 1], ov[b:b + 1], hp[b:b + 1], method, 0.5, fusion)
             assert torch.equal(sel.obj_idx[b], one.obj_idx[0]) and torch.equal(sel.keep[b], one.keep[0])
+
+
+def test_null_class_matching_probabilities():
+    c = _logit([[0.9, 0.9], [0.1, 0.1]])
+    a = torch.tensor([[-5.0, 2.0], [-5.0, 1.0]])
+    ov = torch.ones(2, dtype=torch.bool)
+    sel = select_per_hand(c[None], a[None], ov[None], P[None], "matching_only", null_class=True)
+    # left hand: both objects far below "no object" (logit 0): probabilities small, not renormalised to sum 1
+    assert sel.prob[0, 0] < 0.01
+    sel_plain = select_per_hand(c[None], a[None], ov[None], P[None], "matching_only")
+    assert abs(float(sel_plain.prob[0, 0]) - 0.5) < 1e-6
+    assert sel.obj_idx[0].tolist() == [0, 0]

@@ -100,3 +100,20 @@ def test_matching_loss_softmax_over_valid_objects_and_skips():
     assert matching_loss(logits, target, obj_valid, torch.tensor([[False, True]])).item() == 0.0
     assert matching_loss(logits, torch.tensor([[2, -1]]), obj_valid, present).item() == 0.0
     assert matching_loss(logits[:, :0], target, obj_valid[:, :0], present).item() == 0.0
+
+
+def test_matching_loss_null_class_trains_hands_without_target():
+    logits = torch.zeros(1, 3, 2, requires_grad=True)
+    obj_valid = torch.tensor([[True, True, False]])
+    present = torch.tensor([[True, True]])
+    target = torch.tensor([[1, -1]])
+    # plain: only the left hand counts, uniform over 2 valid objects
+    assert abs(matching_loss(logits, target, obj_valid, present).item() - math.log(2)) < 1e-6
+    # null class: both hands count, uniform over 2 valid objects + "no object" -> log 3 each
+    loss = matching_loss(logits, target, obj_valid, present, null_class=True)
+    assert abs(loss.item() - math.log(3)) < 1e-6
+    loss.backward()
+    assert logits.grad[0, :, 1].abs().sum() > 0 and logits.grad[0, 2].abs().sum() == 0  # padding gets no gradient
+    # absent hand and a padding target are still skipped
+    assert matching_loss(logits, torch.tensor([[2, -1]]), obj_valid, torch.tensor([[True, False]]),
+                         null_class=True).item() == 0.0

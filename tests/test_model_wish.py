@@ -83,6 +83,10 @@ def test_cached_and_online_features_agree(tiny):
         assert torch.allclose(cached["v"], rec["v"], atol=1e-6)
         assert torch.allclose(cached["v_hands"], rec["v_hands"], atol=1e-6)
         assert torch.allclose(cached["geom"], rec["geom"])
+        assert torch.allclose(cached["v_contact"], rec["v_contact"], atol=1e-6)
+        assert rec["v_contact"].shape == (len(rec["v"]), 2, rec["v"].shape[-1])
+        assert torch.isfinite(rec["v_contact"]).all()
+        assert (rec["v_contact"][:, ~rec["hand_present"]] == 0).all()  # absent hand: zeros
         assert cached["proposal_rles"] == rec["proposal_rles"]
 
 

@@ -11,6 +11,7 @@ def add_wish_config(cfg: CN) -> None:
     W.METHOD = "wish"  # inference rule: wish | matching_only | contactness_only | nearest_to_hand | clip_zero_shot
     W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)
     W.USE_GEOMETRY = True  # ablation switch: False drops g(m, H) from pair features (visual only)
+    W.USE_CONTACT_REGION = True  # add the CLIP embedding of each pair's contact zone (m ∩ dil H) ∪ (H ∩ dil m)
 
     W.CLIP = CN()
     W.CLIP.ENCODER = "OpenCLIPEncoder"  # CLIP_ENCODER_REGISTRY entry
@@ -54,7 +55,7 @@ def add_wish_config(cfg: CN) -> None:
 
     W.STAGE1 = CN()
     W.STAGE1.TEMPERATURE = 0.07  # tau of s_{i,j,s} = cos(w, p) / tau
-    W.STAGE1.MAX_ITER = 600  # iterations of Stage 1 when STAGE is "all"
+    W.STAGE1.MAX_ITER = 2000  # iterations of Stage 1 when STAGE is "all" (600 left pseudo-labels undertrained on val)
     W.STAGE1.BASE_LR = 1e-3  # AdamW learning rate of Stage 1
     W.STAGE1.IMS_PER_BATCH = 32  # images (= narrations) per InfoNCE batch
 
@@ -64,9 +65,10 @@ def add_wish_config(cfg: CN) -> None:
     W.PSEUDO.FILE = ""  # pseudo-label json to train Stage 2 on; "" = OUTPUT_DIR/pseudo_labels.json
 
     W.STAGE2 = CN()
-    W.STAGE2.MAX_ITER = 600  # iterations of Stage 2 when STAGE is "all"
-    W.STAGE2.BASE_LR = 1e-3  # AdamW learning rate of Stage 2
+    W.STAGE2.MAX_ITER = 1000  # iterations of Stage 2 when STAGE is "all" (val: 600 undertrained, 3000 no better)
+    W.STAGE2.BASE_LR = 3e-3  # AdamW learning rate of Stage 2
     W.STAGE2.IMS_PER_BATCH = 32  # images per Stage 2 batch
+    W.STAGE2.MATCH_NULL = True  # matching softmax over objects + "no object"; hands without a target train it too
 
     W.INFERENCE = CN()
     W.INFERENCE.CONTACT_THRESHOLD = -1.0  # keep a hand's object if contactness >= this; < 0 = calibrate on val

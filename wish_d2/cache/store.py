@@ -9,7 +9,9 @@ Layout of one cache (``<root>/<dataset>-<key>/``):
 Shards hold only tensors, strings and numbers and are read with ``torch.load(weights_only=True)``.
 A record (see :mod:`wish_d2.modeling.meta_arch`) is
 ``{"image_id", "height", "width", "v" [N,D], "proposal_rles", "proposal_scores" [N], "hand_present" [2],
-"v_hands" [2,D], "hand_rles", "geom" [N,2,G], "gt_pair_obj" [2]}``.
+"v_hands" [2,D], "v_contact" [N,2,D], "hand_rles", "geom" [N,2,G], "gt_pair_obj" [2]}``.
+Format 2 added ``v_contact`` (mask-pooled contact zone of every object-hand pair, see
+``modeling.geometry.contact_region_masks``); FORMAT is part of every cache key, so format-1 caches are rebuilt.
 """
 import hashlib
 import json
@@ -23,7 +25,7 @@ import torch
 from ..utils.atomic import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
-FORMAT = 1
+FORMAT = 2  # record format version; part of the cache key
 
 
 def cache_key(fields: Dict) -> str:

@@ -4,7 +4,7 @@ Both WISH thresholds (the Stage 1 pseudo-label score threshold and the Stage 2 c
 by a grid search that maximises validation E-mIoU against the validation ground truth.
 """
 import logging
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -24,17 +24,27 @@ def gt_label_map(d: Dict) -> torch.Tensor:
     return paint_label_map(masks, [a["category_id"] for a in anns], None, h, w)
 
 
-def pred_label_map(selection: Selection, record: Dict) -> torch.Tensor:
+def pred_label_map(selection: Selection, record: Dict, memo: Optional[Dict] = None) -> torch.Tensor:
+    """Label map of a selection. ``memo`` (a dict kept across calls) stores each image's decoded proposal masks,
+    so a threshold grid search decodes every RLE once instead of once per grid point."""
     h, w = record["height"], record["width"]
-    masks = decode_rles([record["proposal_rles"][i] for i, _, _ in selection], h, w)
+    idx = [i for i, _, _ in selection]
+    if memo is None:
+        masks = decode_rles([record["proposal_rles"][i] for i in idx], h, w)
+    else:
+        key = str(record["image_id"])
+        if key not in memo:
+            memo[key] = torch.as_tensor(decode_rles(record["proposal_rles"], h, w)).bool()
+        masks = memo[key][idx]
     return paint_label_map(masks, [c for _, c, _ in selection], [s for _, _, s in selection], h, w)
 
 
-def selection_emiou(pairs: Iterable[Tuple[Selection, Dict, torch.Tensor]]) -> Dict[str, float]:
-    """E-mIoU of (selection, record, gt_map) triples."""
+def selection_emiou(pairs: Iterable[Tuple[Selection, Dict, torch.Tensor]], memo: Optional[Dict] = None
+                    ) -> Dict[str, float]:
+    """E-mIoU of (selection, record, gt_map) triples (``memo``: see :func:`pred_label_map`)."""
     acc = InHandIoU()
     for selection, record, gt in pairs:
-        acc.update(pred_label_map(selection, record), gt)
+        acc.update(pred_label_map(selection, record, memo), gt)
     return acc.compute()
 
 

@@ -15,6 +15,7 @@ from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 
 from ..modeling.inference import select_in_hand
+from ..modeling.pseudo_labels import assign_pseudo_labels
 from ..utils.atomic import write_json
 from .calibration import gt_label_map, grid_search, selection_emiou
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
@@ -80,15 +81,42 @@ def pseudo_label_split(cfg, model, name: str, threshold: Optional[float] = None)
     return out
 
 
+@torch.no_grad()
+def pseudo_score_split(cfg, model, name: str):
+    """[(image_id, scores [N, M, 2], obj_valid [N], phrase_valid [M], hand_present [2], record)] of a split:
+    Stage 1 runs once; any threshold is then applied without running the model again."""
+    from ..modeling.meta_arch import collate_records
+
+    m = _unwrap(model)
+    m.eval()
+    out = []
+    for batch in iterate_cached(cfg, name, model):
+        records = [x["wish_features"] for x in batch]
+        b = collate_records(records, [x["text_embeds"] for x in batch], m.device)
+        s = m.roi_heads.pseudo_scores(b).cpu()
+        for k, x in enumerate(batch):
+            out.append((str(x["image_id"]), s[k], b["obj_valid"][k].cpu(), b["phrase_valid"][k].cpu(),
+                        b["hand_present"][k].cpu(), records[k]))
+    return out
+
+
 def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
+    heads = _unwrap(model).roi_heads
     gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
-    probe = pseudo_label_split(cfg, model, val_name, threshold=-1e9)  # every visible hand's best, unthresholded
+    scored = pseudo_score_split(cfg, model, val_name)
+    memo = {}
+
+    def labels_at(t):
+        return [(i, assign_pseudo_labels(s, ov, pv, hp, threshold=t, both_rule=heads.both_rule), rec)
+                for i, s, ov, pv, hp, rec in scored]
+
+    probe = labels_at(-1e9)  # every visible hand's best, unthresholded
     best = [float(s) for _, lab, _ in probe for o, s in zip(lab.obj_idx, lab.score) if int(o) >= 0]
     candidates = np.unique(np.quantile(best, np.linspace(0.0, 0.95, 20))) if best else [0.0]
 
     def val_emiou(t):
-        labels = pseudo_label_split(cfg, model, val_name, threshold=t)
-        return selection_emiou((pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels)["E-mIoU"]
+        return selection_emiou(((pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels_at(t)),
+                               memo)["E-mIoU"]
 
     return grid_search(candidates, val_emiou, "pseudo-label threshold")
 
@@ -124,11 +152,13 @@ def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str]
     method = method or heads.method
     gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
     scores = split_scores(cfg, model, val_name)
+    rule = heads.selection_rule(method)
+    memo = {}
 
     def val_emiou(t):
         return selection_emiou(
-            (select_in_hand(c, a, ov, hp, method=method, contact_threshold=t, fusion=heads.fusion), rec, gts[i])
-            for i, c, a, ov, hp, rec in scores)["E-mIoU"]
+            ((select_in_hand(c, a, ov, hp, contact_threshold=t, **rule), rec, gts[i])
+             for i, c, a, ov, hp, rec in scores), memo)["E-mIoU"]
 
     return grid_search(np.linspace(0.05, 0.95, 19), val_emiou, f"contact threshold ({method})")
 

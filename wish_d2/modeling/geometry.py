@@ -12,7 +12,8 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "pair_geometry", "hand_overlap_fraction", "masks_to_boxes"]
+__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "pair_geometry", "hand_overlap_fraction", "masks_to_boxes",
+           "contact_region_masks"]
 
 #: Names of the G features, in order.
 GEOMETRY_NAMES = (
@@ -153,3 +154,39 @@ def hand_overlap_fraction(masks: torch.Tensor, hand_masks: torch.Tensor) -> torc
     area = inside.flatten(1).sum(1)
     inter = (inside & union).flatten(1).sum(1)
     return inter.float() / area.clamp_min(1).float()
+
+
+def contact_region_masks(
+    masks: torch.Tensor, hand_masks: torch.Tensor, hand_present: torch.Tensor, dilation: float = 0.04
+) -> torch.Tensor:
+    """The contact zone of every (object, hand) pair: ``(m_i ∩ dilate(H_s)) ∪ (H_s ∩ dilate(m_i))``.
+
+    These are the pixels where the object and the hand meet: the object's edge next to the hand and the part of the
+    hand (fingers, palm edge) lying on or next to the object. It is the visual evidence of HOW a hand touches an
+    object (fingers wrapped over a held object vs. a palm resting on a surface), which the geometry features cannot
+    see: overlap and distance are the same for "held" and "resting on". Mask-pooling this zone with the same
+    one-pass CLIP pooling (DESIGN §2.3) gives ``v_contact``, a third visual input of the pair features.
+
+    Args:
+        masks: ``[N, H, W]`` proposal masks; hand_masks ``[2, H, W]`` ordered [left, right]; hand_present ``[2]``.
+        dilation: radius as a fraction of the image diagonal (the geometry features' hand dilation).
+    Returns:
+        ``bool [N, 2, H, W]``; all False for absent hands (an empty mask pools to a finite embedding).
+    """
+    N, H, W = masks.shape
+    device = masks.device
+    if N == 0:
+        return torch.zeros((0, 2, H, W), dtype=torch.bool, device=device)
+    r = int(round(dilation * math.hypot(H, W)))
+    m = masks.float()
+    hd = hand_masks.to(device).float() * hand_present.to(device).float()[:, None, None]
+
+    def dil(x):  # square max-pool dilation, done as two 1-D passes (same result, (2r+1)/2 times cheaper)
+        if r == 0:
+            return x
+        x = F.max_pool2d(x.unsqueeze(1), (1, 2 * r + 1), stride=1, padding=(0, r))
+        return F.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0)).squeeze(1)
+
+    m_d, h_d = dil(m) > 0, dil(hd) > 0
+    mb, hb = m > 0, hd > 0
+    return (mb[:, None] & h_d[None]) | (hb[None] & m_d[:, None])

@@ -1,10 +1,16 @@
 """Trainable parts of WISH: the Stage 1 alignment adapters and the Stage 2 contact / matching heads (DESIGN §2.4, §2.6).
 
-All operate on pair features ``f_{i,s} = [v_i ; v_s ; g(m_i, H_s)]`` of shape ``[B, N, 2, F]``. The CLIP parts are
+All operate on pair features ``f_{i,s} = [v_i ; v_s ; g(m_i, H_s)]`` of shape ``[B, N, 2, F]``, extended with
+``u_{i,s}``, the mask-pooled CLIP embedding of the pair's contact zone (see ``geometry.contact_region_masks``) when
+``use_contact`` is on: ``f_{i,s} = [v_i ; v_s ; u_{i,s} ; g]``. v_i and v_s say WHAT the object and hand are; g says
+WHERE they are relative to each other; only u says how the hand meets the object (fingers wrapped over it, or a palm
+lying on it), the visual evidence of holding that geometry cannot see. The CLIP parts are
 L2-normalised first so that the frozen encoder's arbitrary scale (a random ViT, or real CLIP) does not dominate the
 few geometric features. The ablation switches keep the tensor contract fixed: ``use_visual=False`` zeroes the CLIP
 part (same F, so checkpoints and configs stay comparable); ``use_geometry=False`` drops g.
 """
+from typing import Optional
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -12,9 +18,9 @@ from torch import nn
 __all__ = ["pair_features", "pair_feature_dim", "AlignmentHead", "ContactMatchingHeads", "mlp"]
 
 
-def pair_feature_dim(visual_dim: int, geometry_dim: int, use_geometry: bool = True) -> int:
+def pair_feature_dim(visual_dim: int, geometry_dim: int, use_geometry: bool = True, use_contact: bool = False) -> int:
     """Width F of ``pair_features``' output."""
-    return 2 * visual_dim + (geometry_dim if use_geometry else 0)
+    return (3 if use_contact else 2) * visual_dim + (geometry_dim if use_geometry else 0)
 
 
 def pair_features(
@@ -23,10 +29,14 @@ def pair_features(
     geom: torch.Tensor,
     use_visual: bool = True,
     use_geometry: bool = True,
+    v_contact: Optional[torch.Tensor] = None,
+    use_contact: bool = False,
 ) -> torch.Tensor:
-    """``v [B, N, D], v_hands [B, 2, D], geom [B, N, 2, G] -> [B, N, 2, F]`` with F = 2D + G (2D without geometry).
+    """``v [B, N, D], v_hands [B, 2, D], geom [B, N, 2, G] (, v_contact [B, N, 2, D]) -> [B, N, 2, F]``
+    with F = 2D + G, plus D with ``use_contact`` (without geometry: minus G).
 
-    Zero vectors (absent hands, padding) stay zero after normalisation instead of becoming NaN.
+    Zero vectors (absent hands, padding) stay zero after normalisation instead of becoming NaN. ``use_visual=False``
+    zeroes every CLIP part, the contact zone included; ``use_contact`` with ``v_contact=None`` gives zeros.
     """
     B, N, D = v.shape
     if use_visual:
@@ -36,6 +46,11 @@ def pair_features(
         vo = v.new_zeros((B, N, 2, D))
         vh = vo
     parts = [vo, vh]
+    if use_contact:
+        if use_visual and v_contact is not None:
+            parts.append(F.normalize(v_contact.to(v.dtype), dim=-1))
+        else:
+            parts.append(v.new_zeros((B, N, 2, D)))
     if use_geometry:
         parts.append(geom.to(v.dtype))
     return torch.cat(parts, dim=-1)
@@ -66,25 +81,29 @@ class AlignmentHead(nn.Module):
         dropout: float = 0.1,
         use_visual: bool = True,
         use_geometry: bool = True,
+        use_contact: bool = False,
     ):
         super().__init__()
         self.use_visual = use_visual
         self.use_geometry = use_geometry
-        self.mlp_v = mlp(pair_feature_dim(visual_dim, geometry_dim, use_geometry), hidden_dim, embed_dim, dropout)
+        self.use_contact = use_contact
+        in_dim = pair_feature_dim(visual_dim, geometry_dim, use_geometry, use_contact)
+        self.mlp_v = mlp(in_dim, hidden_dim, embed_dim, dropout)
         self.mlp_t = mlp(visual_dim, hidden_dim, embed_dim, dropout)
 
-    def forward_pairs(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor) -> torch.Tensor:
-        """``v [B, N, D], v_hands [B, 2, D], geom [B, N, 2, G] -> w [B, N, 2, E]`` (unit norm)."""
-        f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry)
+    def forward_pairs(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
+                      v_contact: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``v [B, N, D], v_hands [B, 2, D], geom [B, N, 2, G] (, v_contact [B, N, 2, D]) -> w [B, N, 2, E]``."""
+        f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
         return F.normalize(self.mlp_v(f), dim=-1)
 
     def forward_text(self, text: torch.Tensor) -> torch.Tensor:
         """CLIP text embeddings ``[..., 2, D] -> p [..., 2, E]`` (unit norm)."""
         return F.normalize(self.mlp_t(F.normalize(text, dim=-1)), dim=-1)
 
-    def forward(self, v, v_hands, geom, text):
+    def forward(self, v, v_hands, geom, text, v_contact=None):
         """Returns ``(w [B, N, 2, E], p [B, M, 2, E])``."""
-        return self.forward_pairs(v, v_hands, geom), self.forward_text(text)
+        return self.forward_pairs(v, v_hands, geom, v_contact), self.forward_text(text)
 
 
 class ContactMatchingHeads(nn.Module):
@@ -102,15 +121,18 @@ class ContactMatchingHeads(nn.Module):
         use_visual: bool = True,
         use_geometry: bool = True,
         layers: int = 3,
+        use_contact: bool = False,
     ):
         super().__init__()
         self.use_visual = use_visual
         self.use_geometry = use_geometry
-        in_dim = pair_feature_dim(visual_dim, geometry_dim, use_geometry)
+        self.use_contact = use_contact
+        in_dim = pair_feature_dim(visual_dim, geometry_dim, use_geometry, use_contact)
         self.contact = mlp(in_dim, hidden_dim, 1, dropout, layers)
         self.match = mlp(in_dim, hidden_dim, 1, dropout, layers)
 
-    def forward(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor):
+    def forward(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
+                v_contact: Optional[torch.Tensor] = None):
         """Returns ``(contact_logits [B, N, 2], match_logits [B, N, 2])`` (raw logits; masking is the losses' job)."""
-        f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry)
+        f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
         return self.contact(f).squeeze(-1), self.match(f).squeeze(-1)

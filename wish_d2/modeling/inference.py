@@ -12,6 +12,10 @@ Combination: the same object kept by both hands is ONE "both" instance. Both-han
 pseudo-label rule): if hand s keeps i*, and the other hand's own selected object (under the same method) is also i*
 but failed theta, the other hand is accepted too and i* becomes "both". Switch it off with ``both_rule=False``.
 
+Matching probabilities: ``softmax_i(a)`` over the valid objects, or, with ``null_class=True`` (a matching head
+trained with a "no object" option, see ``losses.matching_loss``), the softmax over objects and "no object",
+restricted to the objects: then ``softmax(a)_i`` is an absolute probability that the hand holds i.
+
 Score of an instance = mean of the contributing hands' probabilities, where a hand's probability is
 ``sigmoid(c_{i*,s})`` for the methods that threshold contactness and ``softmax_i(a)_{i*}`` for "matching_only".
 """
@@ -20,7 +24,7 @@ from typing import List, Tuple
 
 import torch
 
-from .losses import NEG
+from .losses import NEG, null_padded_logits
 
 __all__ = ["METHODS", "FUSIONS", "HandSelection", "select_per_hand", "combine_hands", "select_in_hand"]
 
@@ -52,6 +56,7 @@ def select_per_hand(
     contact_threshold: float = 0.5,
     fusion: str = "product",
     both_rule: bool = True,
+    null_class: bool = False,
 ) -> HandSelection:
     """Batched per-hand selection: ``[B, N, 2]`` logits, ``obj_valid [B, N]``, ``hand_present [B, 2]``."""
     if method not in METHODS:
@@ -67,7 +72,11 @@ def select_per_hand(
         return HandSelection(torch.full((B, 2), -1, dtype=torch.long, device=device), z, z.float(), z.clone())
 
     c = torch.sigmoid(contact_logits.float()).masked_fill(~valid, 0.0)
-    a = torch.softmax(match_logits.float().masked_fill(~valid, NEG), dim=1).masked_fill(~valid, 0.0)
+    if null_class:
+        a = torch.softmax(null_padded_logits(match_logits.float(), obj_valid), dim=1)[:, :N]
+    else:
+        a = torch.softmax(match_logits.float().masked_fill(~valid, NEG), dim=1)
+    a = a.masked_fill(~valid, 0.0)
     if method == "wish" and fusion == "product":
         crit = (c * a).masked_fill(~valid, -1.0)
     elif method == "contactness_only":
@@ -107,11 +116,12 @@ def select_in_hand(
     contact_threshold: float = 0.5,
     fusion: str = "product",
     both_rule: bool = True,
+    null_class: bool = False,
 ) -> List[Tuple[int, int, float]]:
     """One image: ``contact_logits, match_logits [N, 2]``, ``obj_valid [N]``, ``hand_present [2]`` ->
     ``[(obj_idx, class_id, score)]`` (at most one instance per hand; a shared object is one "both" instance)."""
     sel = select_per_hand(
         contact_logits[None], match_logits[None], obj_valid[None], hand_present[None],
-        method, contact_threshold, fusion, both_rule,
+        method, contact_threshold, fusion, both_rule, null_class,
     )
     return combine_hands(sel.obj_idx[0], sel.keep[0], sel.prob[0])

@@ -16,6 +16,7 @@ __all__ = [
     "symmetric_info_nce",
     "contact_loss",
     "matching_loss",
+    "null_padded_logits",
 ]
 
 #: Fill for masked-out scores / logits: far below any cos/tau (|cos/tau| <= 1/tau ~ 14 at tau = 0.07), but finite.
@@ -99,27 +100,48 @@ def contact_loss(contact_logits: torch.Tensor, targets: torch.Tensor, valid: tor
     return F.binary_cross_entropy_with_logits(contact_logits[valid], targets[valid].to(contact_logits.dtype))
 
 
+def null_padded_logits(match_logits: torch.Tensor, obj_valid: torch.Tensor) -> torch.Tensor:
+    """``[B, N, 2]`` matching logits -> ``[B, N + 1, 2]``: invalid objects masked, plus a "no object" column of
+    fixed logit 0 (the MLP's own bias sets where objects stand against it)."""
+    logits = match_logits.masked_fill(~obj_valid.bool()[:, :, None], NEG)
+    return torch.cat([logits, logits.new_zeros(logits.shape[0], 1, logits.shape[2])], dim=1)
+
+
 def matching_loss(
     match_logits: torch.Tensor,
     target_idx: torch.Tensor,
     obj_valid: torch.Tensor,
     hand_present: torch.Tensor,
+    null_class: bool = False,
 ) -> torch.Tensor:
     """Per hand, softmax over valid objects i of ``a_{i,s}`` and cross-entropy to the target object.
 
     Args:
-        match_logits: ``[B, N, 2]``; target_idx ``[B, 2]`` long, -1 = no target (hand skipped);
+        match_logits: ``[B, N, 2]``; target_idx ``[B, 2]`` long, -1 = no target;
         obj_valid ``[B, N]``; hand_present ``[B, 2]``.
-    Hands that are absent, have no target, or whose target is an invalid (padding) object are skipped.
+        null_class: the softmax also has a "no object" option (:func:`null_padded_logits`), and a present hand with
+            no target is trained towards it instead of being skipped. This puts the one-object-per-hand prior
+            (at most one object, possibly none) into the head: every visible hand teaches it, including the
+            hands that hold nothing, which are exactly the ones that show resting / touching objects are NOT
+            held. Its probabilities are then absolute ("hand s holds i"), not only a ranking of the objects.
+    Hands that are absent or whose target is an invalid (padding) object are skipped; without ``null_class``,
+    so are hands with no target.
     """
     B, N, _ = match_logits.shape
     if N == 0:
         return _zero(match_logits)
-    logits = match_logits.masked_fill(~obj_valid.bool()[:, :, None], NEG).permute(0, 2, 1).reshape(B * 2, N)
     tgt = target_idx.reshape(B * 2).long()
     safe = tgt.clamp(0, N - 1)
     target_ok = obj_valid.bool().repeat_interleave(2, dim=0).gather(1, safe[:, None]).squeeze(1)
-    use = (tgt >= 0) & (tgt < N) & hand_present.bool().reshape(B * 2) & target_ok
+    present = hand_present.bool().reshape(B * 2) & obj_valid.bool().any(dim=1).repeat_interleave(2)
+    if null_class:
+        logits = null_padded_logits(match_logits, obj_valid).permute(0, 2, 1).reshape(B * 2, N + 1)
+        is_obj = (tgt >= 0) & (tgt < N)
+        use = present & (~is_obj | target_ok) & (tgt < N)
+        tgt = torch.where(is_obj, tgt, torch.full_like(tgt, N))
+    else:
+        logits = match_logits.masked_fill(~obj_valid.bool()[:, :, None], NEG).permute(0, 2, 1).reshape(B * 2, N)
+        use = (tgt >= 0) & (tgt < N) & present & target_ok
     if not bool(use.any()):
         return _zero(match_logits)
     return F.cross_entropy(logits[use], tgt[use])

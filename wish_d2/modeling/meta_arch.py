@@ -18,7 +18,7 @@ from torch import nn
 
 from ..registry import CLIP_ENCODER_REGISTRY
 from ..utils.masks import decode_rles, encode_rle
-from .geometry import hand_overlap_fraction, pair_geometry
+from .geometry import contact_region_masks, hand_overlap_fraction, pair_geometry
 from .hands import build_hand_source
 
 logger = logging.getLogger(__name__)
@@ -95,14 +95,17 @@ class WISH(nn.Module):
                 masks = masks[keep]
             kept.append(props)
             images.append(x["image"])
-            all_masks.append(torch.cat([masks, hand_masks]).to(self.device))
+            # one ViT pass pools N proposals, 2 hands and 2N contact zones (m_i, H_s) (see contact_region_masks)
+            zones = contact_region_masks(masks, hand_masks, hand_present, self.hand_dilation).flatten(0, 1)
+            all_masks.append(torch.cat([masks, hand_masks.to(torch.bool), zones.to(masks.device)]).to(self.device))
         pixels = self.clip.preprocess([im.to(self.device) for im in images])
         pooled = self.clip.pool(pixels, all_masks)
         records = []
         for x, props, (hand_masks, hand_present), emb in zip(batched_inputs, kept, hands, pooled):
             n = len(props)
             masks = props.proposal_masks.to(torch.bool)
-            v_hands = emb[n:].cpu() * hand_present[:, None]
+            v_hands = emb[n:n + 2].cpu() * hand_present[:, None]
+            v_contact = emb[n + 2:].cpu().reshape(n, 2, emb.shape[-1]) * hand_present[None, :, None]
             records.append({
                 "image_id": str(x["image_id"]),
                 "height": int(masks.shape[-2] if n else hand_masks.shape[-2]),
@@ -112,6 +115,7 @@ class WISH(nn.Module):
                 "proposal_scores": props.objectness_logits.sigmoid().float().cpu(),
                 "hand_present": hand_present.clone(),
                 "v_hands": v_hands.float(),
+                "v_contact": v_contact.float(),
                 "hand_rles": [encode_rle(m) if p else None for m, p in zip(hand_masks, hand_present.tolist())],
                 "geom": pair_geometry(masks, hand_masks, hand_present, self.hand_dilation).float().cpu(),
                 "gt_pair_obj": gt_pair_targets(masks, x.get("annotations"), masks.shape[-2:]),
@@ -214,6 +218,7 @@ def collate_records(records: List[Dict], texts: List[torch.Tensor], device) -> D
     N = max(1, max(len(r["v"]) for r in records))
     M = max(1, max(len(t) for t in texts))
     v = torch.zeros(B, N, D)
+    v_contact = torch.zeros(B, N, 2, D)
     geom = torch.zeros(B, N, 2, G)
     obj_valid = torch.zeros(B, N, dtype=torch.bool)
     text = torch.zeros(B, M, 2, D)
@@ -223,12 +228,15 @@ def collate_records(records: List[Dict], texts: List[torch.Tensor], device) -> D
         if n:
             v[b, :n] = r["v"]
             geom[b, :n] = r["geom"]
+            if "v_contact" in r:  # records of cache format 1 have none: zeros, like USE_VISUAL False
+                v_contact[b, :n] = r["v_contact"]
             obj_valid[b, :n] = True
         if m:
             text[b, :m] = t
             phrase_valid[b, :m] = True
     batch = {
-        "v": v, "obj_valid": obj_valid, "geom": geom, "text": text, "phrase_valid": phrase_valid,
+        "v": v, "v_contact": v_contact, "obj_valid": obj_valid, "geom": geom, "text": text,
+        "phrase_valid": phrase_valid,
         "v_hands": torch.stack([r["v_hands"] for r in records]),
         "hand_present": torch.stack([r["hand_present"] for r in records]),
         "gt_pair_obj": torch.stack([r["gt_pair_obj"] for r in records]),

@@ -28,7 +28,8 @@ class WISHROIHeads(nn.Module):
     def __init__(self, *, alignment: AlignmentHead, heads: ContactMatchingHeads, stage: str = "stage2",
                  supervision: str = "pseudo", method: str = "wish", fusion: str = "product",
                  temperature: float = 0.07, loss_weights: Optional[Dict[str, float]] = None,
-                 pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True):
+                 pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True,
+                 match_null: bool = False):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"MODEL.WISH.METHOD={method!r} is not one of {METHODS}")
@@ -44,6 +45,7 @@ class WISHROIHeads(nn.Module):
         self.fusion = fusion
         self.temperature = temperature
         self.both_rule = both_rule
+        self.match_null = match_null  # matching softmax has a "no object" option (losses.matching_loss)
         # Loss terms without a positive weight are dropped, so ablations are a config change.
         self.loss_weights = {k: v for k, v in (loss_weights or {"align": 1, "contact": 1, "match": 1}).items()
                              if v > 0}
@@ -57,7 +59,8 @@ class WISHROIHeads(nn.Module):
         w = cfg.MODEL.WISH
         dim = input_shape["clip"] if isinstance(input_shape, dict) else int(input_shape)
         common = dict(visual_dim=dim, geometry_dim=GEOMETRY_DIM, hidden_dim=w.ADAPTER.HIDDEN_DIM,
-                      dropout=w.ADAPTER.DROPOUT, use_visual=w.USE_VISUAL, use_geometry=w.USE_GEOMETRY)
+                      dropout=w.ADAPTER.DROPOUT, use_visual=w.USE_VISUAL, use_geometry=w.USE_GEOMETRY,
+                      use_contact=w.USE_CONTACT_REGION)
         return {
             "alignment": AlignmentHead(embed_dim=w.ADAPTER.EMBED_DIM, **common),
             "heads": ContactMatchingHeads(**common),
@@ -71,6 +74,7 @@ class WISHROIHeads(nn.Module):
             "pseudo_threshold": w.PSEUDO.THRESHOLD,
             "contact_threshold": w.INFERENCE.CONTACT_THRESHOLD,
             "both_rule": w.PSEUDO.BOTH_RULE,
+            "match_null": w.STAGE2.MATCH_NULL,
         }
 
     def set_trainable(self, stage: str) -> None:
@@ -93,7 +97,8 @@ class WISHROIHeads(nn.Module):
             if pair_obj is None:
                 raise ValueError("Stage 2 with SUPERVISION=pseudo needs pseudo-labels ('wish_targets' in the "
                                  "inputs); run Stage 1 and pseudo-labelling first (MODEL.WISH.STAGE all)")
-            contact_logits, match_logits = self.heads(batch["v"], batch["v_hands"], batch["geom"])
+            contact_logits, match_logits = self.heads(batch["v"], batch["v_hands"], batch["geom"],
+                                                      batch.get("v_contact"))
             valid = batch["obj_valid"][:, :, None] & batch["hand_present"][:, None, :]
             contact_target = torch.zeros_like(contact_logits)
             has = pair_obj >= 0
@@ -104,12 +109,12 @@ class WISHROIHeads(nn.Module):
                     contact_logits, contact_target, valid)
             if "match" in self.loss_weights:
                 losses["loss_match"] = self.loss_weights["match"] * matching_loss(
-                    match_logits, pair_obj, batch["obj_valid"], batch["hand_present"])
+                    match_logits, pair_obj, batch["obj_valid"], batch["hand_present"], null_class=self.match_null)
             _log_scalar("stage2/positive_hands", float(has.float().mean()))
         return losses
 
     def alignment_loss(self, batch) -> torch.Tensor:
-        w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"])
+        w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))
         p = self.alignment.forward_text(batch["text"])
         S = image_narration_scores(w, batch["obj_valid"], batch["hand_present"], p, batch["phrase_valid"],
                                    self.temperature)
@@ -118,17 +123,19 @@ class WISHROIHeads(nn.Module):
 
     # ---- pseudo-labels -------------------------------------------------------------------------------------
     @torch.no_grad()
-    def pseudo_label(self, batch) -> List:
-        """Per image, Stage 1's one-object-per-hand pseudo-labels with their scores (narrations needed)."""
-        w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"])
+    def pseudo_scores(self, batch) -> torch.Tensor:
+        """``s_{i,j,s}`` of each image against its own narration: ``[B, N, M, 2]``."""
+        w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))
         p = self.alignment.forward_text(batch["text"])
-        s = pair_scores(w, p, self.temperature)  # [B, N, M, 2], each image with its own narration
-        out = []
-        for b in range(len(s)):
-            out.append(assign_pseudo_labels(
-                s[b], batch["obj_valid"][b], batch["phrase_valid"][b], batch["hand_present"][b],
-                threshold=float(self.pseudo_threshold), both_rule=self.both_rule))
-        return out
+        return pair_scores(w, p, self.temperature)
+
+    @torch.no_grad()
+    def pseudo_label(self, batch, threshold: Optional[float] = None) -> List:
+        """Per image, Stage 1's one-object-per-hand pseudo-labels with their scores (narrations needed)."""
+        s = self.pseudo_scores(batch)
+        t = float(self.pseudo_threshold if threshold is None else threshold)
+        return [assign_pseudo_labels(s[b], batch["obj_valid"][b], batch["phrase_valid"][b], batch["hand_present"][b],
+                                     threshold=t, both_rule=self.both_rule) for b in range(len(s))]
 
     # ---- inference -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -140,19 +147,30 @@ class WISHROIHeads(nn.Module):
         if self.method == "clip_zero_shot":
             s = clip_zero_shot_scores(batch["v"], batch["zero_shot"])
             return s, s
-        return self.heads(batch["v"], batch["v_hands"], batch["geom"])
+        return self.heads(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))
+
+    def selection_rule(self, method: Optional[str] = None) -> Dict:
+        """Keyword arguments of :func:`.inference.select_in_hand` for ``method`` (default: the configured one)."""
+        method = method or self.method
+        baseline = method in ("nearest_to_hand", "clip_zero_shot")  # raw scores, always kept (matching-only rule)
+        return {"method": "matching_only" if baseline else method, "fusion": self.fusion,
+                "both_rule": self.both_rule, "null_class": self.match_null and not baseline}
 
     @torch.no_grad()
     def inference(self, batch, method: Optional[str] = None, contact_threshold: Optional[float] = None):
-        method = method or self.method
-        contact_logits, match_logits = self.scores(batch)
-        rule = {"nearest_to_hand": "matching_only", "clip_zero_shot": "matching_only"}.get(method, method)
+        rule = self.selection_rule(method)
+        if method is not None and method != self.method:
+            old, self.method = self.method, method
+            try:
+                contact_logits, match_logits = self.scores(batch)
+            finally:
+                self.method = old
+        else:
+            contact_logits, match_logits = self.scores(batch)
         theta = float(self.contact_threshold if contact_threshold is None else contact_threshold)
         theta = 0.5 if theta < 0 else theta
-        return [select_in_hand(contact_logits[b], match_logits[b], batch["obj_valid"][b],
-                               batch["hand_present"][b], method=rule, contact_threshold=theta,
-                               fusion=self.fusion) for b in range(len(contact_logits))]
-
+        return [select_in_hand(contact_logits[b], match_logits[b], batch["obj_valid"][b], batch["hand_present"][b],
+                               contact_threshold=theta, **rule) for b in range(len(contact_logits))]
 
 def _log_scalar(name: str, value: float) -> None:
     try:
