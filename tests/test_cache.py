@@ -122,7 +122,7 @@ FEATURE_FIELDS = [
     ("MODEL.WISH.SEGMENTER.GDINO_PATH", "/nonexistent/gdino"),
     ("MODEL.WISH.SEGMENTER.BOX_THRESHOLD", "0.4"),
     ("MODEL.WISH.SEGMENTER.TEXT_THRESHOLD", "0.4"),
-    ("INPUT.FORMAT", "RGB"),  # the online SAM/GSAM generators read the image in this channel order
+    ("INPUT.FORMAT", "BGR"),  # the online SAM/GSAM generators read the image in this channel order
     ("MODEL.WISH.HANDS.SOURCE", "precomputed"),
     ("MODEL.WISH.HANDS.SIDE_HEURISTIC", "False"),
     ("MODEL.WISH.HANDS.PRECOMPUTED_FILE", "/nonexistent/hands.json"),
