@@ -76,3 +76,16 @@ def test_pair_features_contact_region():
     assert c.shape == (B, N, 2) and not torch.allclose(c, c2)  # the contact zone is used
     w = AlignmentHead(D, G, 32, E, 0.0, use_contact=True).forward_pairs(v, vh, geom, vc)
     assert w.shape == (B, N, 2, E)
+
+
+def test_alignment_pair_visual_contact_ignores_object_and_hand_appearance():
+    v, vh, geom = _inputs()
+    vc = torch.randn(B, N, 2, D)
+    head = AlignmentHead(D, G, 32, E, 0.0, use_contact=True, pair_visual="contact").eval()
+    w1 = head.forward_pairs(v, vh, geom, vc)
+    assert torch.allclose(w1, head.forward_pairs(torch.randn_like(v), torch.randn_like(vh), geom, vc))
+    assert not torch.allclose(w1, head.forward_pairs(v, vh, geom, torch.randn_like(vc)))
+    import pytest
+
+    with pytest.raises(ValueError):
+        AlignmentHead(D, G, 32, E, pair_visual="object")

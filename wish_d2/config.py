@@ -58,6 +58,7 @@ def add_wish_config(cfg: CN) -> None:
     W.STAGE1.MAX_ITER = 2000  # iterations of Stage 1 when STAGE is "all" (600 left pseudo-labels undertrained on val)
     W.STAGE1.BASE_LR = 1e-3  # AdamW learning rate of Stage 1
     W.STAGE1.IMS_PER_BATCH = 32  # images (= narrations) per InfoNCE batch
+    W.STAGE1.PAIR_VISUAL = "contact"  # Stage 1 visual features: "contact" zone only, or "all" (+ object, hand)
 
     W.PSEUDO = CN()
     W.PSEUDO.THRESHOLD = -1.0  # score threshold of a positive; < 0 = calibrate on the validation split

@@ -62,7 +62,7 @@ class WISHROIHeads(nn.Module):
                       dropout=w.ADAPTER.DROPOUT, use_visual=w.USE_VISUAL, use_geometry=w.USE_GEOMETRY,
                       use_contact=w.USE_CONTACT_REGION)
         return {
-            "alignment": AlignmentHead(embed_dim=w.ADAPTER.EMBED_DIM, **common),
+            "alignment": AlignmentHead(embed_dim=w.ADAPTER.EMBED_DIM, pair_visual=w.STAGE1.PAIR_VISUAL, **common),
             "heads": ContactMatchingHeads(**common),
             "stage": w.STAGE,
             "supervision": w.SUPERVISION,
