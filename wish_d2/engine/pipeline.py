@@ -3,7 +3,6 @@
 Each stage is an ordinary ``WISHTrainer`` run (Detectron2's ``DefaultTrainer``) in its own output folder, so
 ``--resume`` continues whichever stage was interrupted and finished stages are not retrained.
 """
-import json
 import logging
 import os
 import time

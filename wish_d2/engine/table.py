@@ -1,10 +1,8 @@
 """The paper-style comparison: every method on the same data and cached features, for one or more seeds."""
-import copy
-import json
 import logging
 import os
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch

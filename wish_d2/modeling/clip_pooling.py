@@ -20,7 +20,7 @@ clamped at ``NEG_BIAS`` so an uncovered patch is effectively excluded). Its outp
 Geometry convention: ``preprocess`` squashes each frame to ``S x S`` (no crop), so a mask at the frame's original
 resolution maps onto the patch grid by area averaging, and no part of any mask is ever cropped away.
 """
-from typing import List, Optional, Sequence, Union
+from typing import List, Sequence, Union
 
 import torch
 import torch.nn.functional as F
