@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
+from detectron2.utils.env import seed_all_rng
 
 from ..modeling.inference import select_in_hand
 from ..modeling.pseudo_labels import assign_pseudo_labels
@@ -47,6 +48,10 @@ def stage_cfg(cfg, stage: str, output_dir: str, **opts):
 
 def train_stage(cfg, resume: bool):
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+    if cfg.SEED >= 0:
+        # Seed every stage (not only the process): model init and the sampler's shared seed then do not depend
+        # on what ran before in this process, so the table's runs and train_net's runs repeat.
+        seed_all_rng(cfg.SEED)
     trainer = WISHTrainer(cfg)
     trainer.resume_or_load(resume=resume)
     trainer.train()
