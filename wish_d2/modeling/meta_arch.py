@@ -128,7 +128,7 @@ class WISH(nn.Module):
         new = [p for p in dict.fromkeys(phrases) if p not in self._text_memo]
         if new:
             texts = [self.prompt.format(noun=p, side=s) for p in new for s in SIDES]
-            emb = torch.cat([self.clip.encode_text(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+            emb = self.clip.encode_text(texts)  # batched inside MaskPooledCLIP
             for k, p in enumerate(new):
                 self._text_memo[p] = emb[2 * k:2 * k + 2].float().cpu()
         if not phrases:
