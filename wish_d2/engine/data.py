@@ -43,9 +43,9 @@ def feature_cache_for(cfg, name: str, dicts: Optional[List[Dict]] = None) -> Fea
     return FeatureCache(cache_root(cfg), name, key, cfg.MODEL.WISH.CACHE.SHARD_SIZE, max_open_shards=SHARDS_IN_MEMORY)
 
 
-def ensure_feature_cache(cfg, name: str, model=None) -> FeatureCache:
+def ensure_feature_cache(cfg, name: str, model=None, dicts: Optional[List[Dict]] = None) -> FeatureCache:
     """The dataset's feature cache, extracted first if missing or incomplete (resuming finished shards)."""
-    dicts = dataset_dicts(name)
+    dicts = dataset_dicts(name) if dicts is None else dicts
     cache = feature_cache_for(cfg, name, dicts)
     if not cache.is_complete():
         if model is None:
@@ -57,11 +57,12 @@ def ensure_feature_cache(cfg, name: str, model=None) -> FeatureCache:
 
 
 def cached_dicts(cfg, names, model=None):
-    """Dataset dicts with ``cache_ref``, plus one mapper-ready text table covering every dataset."""
+    """``(name, cache, dataset dicts with cache_ref)`` per dataset; each dataset is loaded once."""
     out = []
     for name in names:
-        cache = ensure_feature_cache(cfg, name, model)
-        out.append((name, cache, attach_cache_refs(dataset_dicts(name), cache)))
+        dicts = dataset_dicts(name)
+        cache = ensure_feature_cache(cfg, name, model, dicts)
+        out.append((name, cache, attach_cache_refs(dicts, cache)))
     return out
 
 
