@@ -20,10 +20,13 @@ def _case():
 
 def test_methods_and_fusion():
     c, a, ov = _case()
-    # product: left 0.9*sm(0)=0.9*0.057 vs 0.3*0.86 vs 0.6*0.08 -> object 1 (c=0.3 < 0.5 -> dropped)
-    assert select_in_hand(c, a, ov, P, "wish", 0.5, "product", both_rule=False) == [(2, 1, pytest.approx(0.8))]
-    assert select_in_hand(c, a, ov, P, "wish", 0.25, "product", both_rule=False) == [
-        (1, 0, pytest.approx(0.3)), (2, 1, pytest.approx(0.8))]
+    # product: q = sqrt(c * softmax(a)); left: 0.9*0.044 vs 0.3*0.884 vs 0.6*0.073 -> object 1, q = 0.515;
+    # right: object 2, q = sqrt(0.8 * 0.787) = 0.794. The threshold applies to q, not to c (left's c is only 0.3).
+    q = (torch.sigmoid(c) * torch.softmax(a, 0)).sqrt()
+    assert select_in_hand(c, a, ov, P, "wish", 0.6, "product", both_rule=False) == [
+        (2, 1, pytest.approx(q[2, 1].item()))]
+    assert select_in_hand(c, a, ov, P, "wish", 0.5, "product", both_rule=False) == [
+        (1, 0, pytest.approx(q[1, 0].item())), (2, 1, pytest.approx(q[2, 1].item()))]
     # chain: argmax a -> left 1 (c .3 fails), right 2 (c .8 passes)
     assert select_in_hand(c, a, ov, P, "wish", 0.5, "chain", both_rule=False) == [(2, 1, pytest.approx(0.8))]
     # contactness only: left 0 (0.9), right 2 (0.8)
@@ -61,7 +64,8 @@ def test_invalid_objects_absent_hands_and_empty():
     c = _logit([[0.99, 0.99], [0.6, 0.2]])
     a = torch.tensor([[9.0, 9.0], [0.0, 0.0]])
     ov = torch.tensor([False, True])  # object 0 is padding
-    assert select_in_hand(c, a, ov, torch.tensor([True, False]), "wish", 0.5) == [(1, 0, pytest.approx(0.6))]
+    # the only valid object has softmax 1, so q = sqrt(0.6)
+    assert select_in_hand(c, a, ov, torch.tensor([True, False]), "wish", 0.5) == [(1, 0, pytest.approx(0.6 ** 0.5))]
     assert select_in_hand(c, a, ov, torch.tensor([False, False]), "wish", 0.5) == []
     assert select_in_hand(c, a, torch.zeros(2, dtype=torch.bool), P, "wish", 0.0) == []
     assert select_in_hand(torch.zeros(0, 2), torch.zeros(0, 2), torch.zeros(0, dtype=torch.bool), P) == []

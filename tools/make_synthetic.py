@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate the synthetic WISH benchmark ahead of time and print its statistics.
 
-    python tools/make_synthetic.py --out datasets --seed 0 --num-train 1500 --num-val 300 --num-test 1000 \
+    python tools/make_synthetic.py --out datasets --seed 0 --num-train 1500 --num-val 600 --num-test 1000 \
         --image-size 160x160
 
 ``--out`` is a dataset root, like ``$DETECTRON2_DATASETS``: the splits go to
@@ -35,7 +35,7 @@ def main(argv=None):
     p.add_argument("--out", default=os.getenv("DETECTRON2_DATASETS", "datasets"), help="dataset root")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-train", type=int, default=1500)
-    p.add_argument("--num-val", type=int, default=300)
+    p.add_argument("--num-val", type=int, default=600)
     p.add_argument("--num-test", type=int, default=1000)
     p.add_argument("--image-size", type=parse_size, default=(160, 160), help="HxW")
     p.add_argument("--force", action="store_true", help="regenerate even if a complete copy exists")

@@ -10,6 +10,7 @@ plus ``per_seed``) and ``DIR/results.md``. Thresholds are calibrated on DATASETS
 import argparse
 import logging
 import os
+import re
 import sys
 import time
 
@@ -31,8 +32,15 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds of data and training (default: the config's DATASETS.SYNTHETIC.SEED)")
     parser.add_argument("--methods", nargs="+", default=None, help="a subset of the table's methods")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="independent training runs of a seed to run at once, in worker processes that split "
+                             "the cores (default: one per core, at most the number of runs)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     args = parser.parse_args(argv)
+    if args.methods:  # "--methods a b KEY VALUE": the list swallowed the overrides; give them back
+        keys = [k for k, m in enumerate(args.methods) if re.match(r"^[A-Z][A-Z0-9_]*\.", m)]
+        if keys:
+            args.methods, args.opts = args.methods[:keys[0]], args.methods[keys[0]:] + args.opts
 
     setup_logger(name="wish_d2")
     setup_logger(name="detectron2", abbrev_name="d2")
@@ -43,7 +51,8 @@ def main(argv=None):
     cfg.merge_from_list(args.opts)
     seeds = args.seeds or [cfg.DATASETS.SYNTHETIC.SEED]
     t0 = time.perf_counter()
-    results = run_table(cfg, args.output_dir, seeds, args.methods, register=register_synthetic_from_cfg)
+    results = run_table(cfg, args.output_dir, seeds, args.methods, register=register_synthetic_from_cfg,
+                        jobs=args.jobs)
     print(format_table(results))
     print(f"\nresults: {os.path.join(args.output_dir, 'results.json')}  table: "
           f"{os.path.join(args.output_dir, 'results.md')}  wall time: {time.perf_counter() - t0:.0f} s")

@@ -72,8 +72,8 @@ def add_wish_config(cfg: CN) -> None:
     W.STAGE2.MATCH_NULL = True  # matching softmax over objects + "no object"; hands without a target train it too
 
     W.INFERENCE = CN()
-    W.INFERENCE.CONTACT_THRESHOLD = -1.0  # keep a hand's object if contactness >= this; < 0 = calibrate on val
-    W.INFERENCE.FUSION = "product"  # "product": argmax_i c*softmax(a), threshold c; "chain": argmax a then c
+    W.INFERENCE.CONTACT_THRESHOLD = -1.0  # keep a hand's object if its probability >= this; < 0 = calibrate on val
+    W.INFERENCE.FUSION = "product"  # "product": argmax + threshold on q = sqrt(c*softmax a); "chain": argmax a, then c
 
     W.LOSS_WEIGHTS = CN()
     W.LOSS_WEIGHTS.ALIGN = 1.0  # Stage 1 symmetric InfoNCE; 0 drops the term
@@ -91,6 +91,6 @@ def add_wish_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC = CN()
     cfg.DATASETS.SYNTHETIC.SEED = 0  # seed of the embedded synthetic benchmark
     cfg.DATASETS.SYNTHETIC.NUM_TRAIN = 1500  # frames in wish_synth_train
-    cfg.DATASETS.SYNTHETIC.NUM_VAL = 300  # frames in wish_synth_val
+    cfg.DATASETS.SYNTHETIC.NUM_VAL = 600  # frames in wish_synth_val (300 left the calibrated thresholds noisy)
     cfg.DATASETS.SYNTHETIC.NUM_TEST = 1000  # frames in wish_synth_test
     cfg.DATASETS.SYNTHETIC.IMAGE_SIZE = (160, 160)  # (H, W) of synthetic frames

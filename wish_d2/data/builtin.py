@@ -2,7 +2,7 @@
 splits at their documented places under ``$DETECTRON2_DATASETS`` (see :func:`register_all_real`).
 
 ``import wish_d2`` registers ``wish_synth_train``, ``wish_synth_val`` and ``wish_synth_test`` with the defaults of
-``cfg.DATASETS.SYNTHETIC`` (seed 0; 1500 / 300 / 1000 frames; 160 x 160) under
+``cfg.DATASETS.SYNTHETIC`` (seed 0; 1500 / 600 / 1000 frames; 160 x 160) under
 ``$DETECTRON2_DATASETS`` (default ``datasets``; read at import, call ``register_synthetic`` again after changing
 it). Nothing is generated at import: a split is generated the first
 time its ``DatasetCatalog`` loader runs (see ``synthetic.ensure_split``), or ahead of time with
@@ -34,7 +34,7 @@ __all__ = ["register_synthetic", "register_synthetic_from_cfg", "SYNTHETIC_DEFAU
            "register_all_real"]
 
 # Must match cfg.DATASETS.SYNTHETIC in wish_d2/config.py.
-SYNTHETIC_DEFAULTS = dict(seed=0, num_train=1500, num_val=300, num_test=1000, image_size=(160, 160))
+SYNTHETIC_DEFAULTS = dict(seed=0, num_train=1500, num_val=600, num_test=1000, image_size=(160, 160))
 
 
 def synthetic_names(prefix: str = "wish_synth") -> Dict[str, str]:

@@ -127,26 +127,26 @@ Statistics (default sizes, seed 0; :func:`compute_stats`, printed by ``tools/mak
 ------------------------------------------------------------------------------------------------
 ::
 
-    statistic                                                train 1500   val 300     test 1000
-    objects per frame (visible, hands excluded)              3.83         3.77        3.85
-    hands per frame                                          1.70         1.69        1.73
-    frames with 0 / 1 / 2 hands                              .02/.26/.72  .02/.27/.71 .02/.23/.75
-    held objects / all objects (held fraction)               0.243        0.251       0.239
-    visible hands that hold something                        0.620        0.624       0.595
-    frames with a both-hands object                          0.121        0.110       0.111
-    GT annotations per frame                                 0.93         0.95        0.92
-    frames with a non-held instance of a held category       0.384        0.360       0.407
-    frames with a non-held object touching a hand            0.813        0.807       0.839
-    nearest-to-hand picks the held object (per holding hand) 0.583        0.558       0.578
-    vertical-split side heuristic accuracy                   1.000        1.000       0.998
-    proposals per frame                                      8.08         8.05        8.22
-    GT recall of the proposals at IoU 0.5                    0.939        0.947       0.929
-    narration: held object omitted (frames with one)         0.086        0.101       0.096
-    narration: non-held object mentioned                     0.178        0.147       0.184
-    narration: nouns replaced by a synonym                   0.101        0.088       0.091
-    narration: neighbour's narration                         0.089        0.113       0.104
-    narration names no held object (frames with one)         0.147        0.197       0.160
-    frames without a held object                             0.252        0.240       0.252
+    statistic                                                train 1500   val 600     test 1000
+    objects per frame (visible, hands excluded)              3.83         3.73        3.85
+    hands per frame                                          1.70         1.70        1.73
+    frames with 0 / 1 / 2 hands                              .02/.26/.72  .02/.27/.72 .02/.23/.75
+    held objects / all objects (held fraction)               0.243        0.245       0.239
+    visible hands that hold something                        0.620        0.605       0.595
+    frames with a both-hands object                          0.121        0.113       0.111
+    GT annotations per frame                                 0.93         0.91        0.92
+    frames with a non-held instance of a held category       0.384        0.363       0.407
+    frames with a non-held object touching a hand            0.813        0.802       0.839
+    nearest-to-hand picks the held object (per holding hand) 0.583        0.590       0.578
+    vertical-split side heuristic accuracy                   1.000        0.999       0.998
+    proposals per frame                                      8.08         8.00        8.22
+    GT recall of the proposals at IoU 0.5                    0.939        0.945       0.929
+    narration: held object omitted (frames with one)         0.086        0.100       0.096
+    narration: non-held object mentioned                     0.178        0.148       0.184
+    narration: nouns replaced by a synonym                   0.101        0.082       0.091
+    narration: neighbour's narration                         0.089        0.100       0.104
+    narration names no held object (frames with one)         0.147        0.173       0.160
+    frames without a held object                             0.252        0.267       0.252
 
 Realised noise rates differ from the nominal ones: an omission or a neighbour swap can re-name a held object, and
 a swapped-in narration carries its source frame's noise. Nearest-to-hand (largest overlap with the hand dilated

@@ -1,7 +1,9 @@
 """The paper-style comparison: every method on the same data and cached features, for one or more seeds."""
 import logging
+import multiprocessing
 import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 from ..evaluation.inhand_evaluator import InHandEvaluator
 from ..modeling.meta_arch import selections_to_instances
 from ..utils.atomic import write_json
-from .data import iterate_cached
+from .data import ensure_feature_cache, iterate_cached
 from .pipeline import (_unwrap, calibrate_contact_threshold, evaluate, pseudo_selection, run_pipeline,
                        stage_cfg)
 
@@ -65,51 +67,95 @@ def _eval_pseudo_labels(cfg, model, name: str) -> Dict:
     return _metrics(evaluator.evaluate())
 
 
-def run_seed(cfg, out: str, methods: Sequence[str]) -> Dict[str, Dict]:
-    res, times = {}, {}
-    test = cfg.DATASETS.TEST[0]
-    val = cfg.DATASETS.VAL[0]
-    needs_wish = {"wish", "wish_matching_only", "wish_contactness_only", "pseudo_labels", "nearest_to_hand",
-                  "clip_zero_shot"} & set(methods)
-    if needs_wish:
-        t0 = time.perf_counter()
-        c = _with(cfg, os.path.join(out, "wish"))
-        report = run_pipeline(c)
-        from detectron2.modeling import build_model
-        from detectron2.checkpoint import DetectionCheckpointer
+# Methods that train their own pipeline (same data and feature cache, other options).
+ABLATIONS = {
+    "supervised": ("MODEL.WISH.SUPERVISION", "gt", "MODEL.WISH.STAGE", "stage2"),
+    "wish_geometry_only": ("MODEL.WISH.USE_VISUAL", "False"),
+    "wish_visual_only": ("MODEL.WISH.USE_GEOMETRY", "False"),
+}
+# Methods read off the trained WISH model.
+FROM_WISH = ("wish", "wish_matching_only", "wish_contactness_only", "pseudo_labels", "nearest_to_hand",
+             "clip_zero_shot")
 
-        model = build_model(c)
-        DetectionCheckpointer(model).load(os.path.join(c.OUTPUT_DIR, "model_final.pth"))
-        res["wish"] = _metrics(report)
-        if "wish_matching_only" in methods:
-            res["wish_matching_only"] = _eval_as(c, model, "matching_only")
-        if "wish_contactness_only" in methods:
-            theta = calibrate_contact_threshold(c, model, val, method="contactness_only")
-            res["wish_contactness_only"] = _eval_as(c, model, "contactness_only", theta)
-        if "nearest_to_hand" in methods:
-            res["nearest_to_hand"] = _eval_as(c, model, "nearest_to_hand")
-        if "clip_zero_shot" in methods:
-            res["clip_zero_shot"] = _eval_as(c, model, "clip_zero_shot")
-        if "pseudo_labels" in methods:
-            c1 = stage_cfg(c, "stage1", os.path.join(c.OUTPUT_DIR, "stage1"))
-            res["pseudo_labels"] = _eval_pseudo_labels(c1, model, test)
-            if "pseudo_labels_train" in report:
-                res["pseudo_labels"]["train_E-mIoU"] = float(report["pseudo_labels_train"]["E-mIoU"])
-        times["wish_and_baselines_s"] = time.perf_counter() - t0
-    for method, opts in (("supervised", ["MODEL.WISH.SUPERVISION", "gt", "MODEL.WISH.STAGE", "stage2"]),
-                         ("wish_geometry_only", ["MODEL.WISH.USE_VISUAL", "False"]),
-                         ("wish_visual_only", ["MODEL.WISH.USE_GEOMETRY", "False"])):
-        if method in methods:
-            t0 = time.perf_counter()
-            res[method] = _metrics(run_pipeline(_with(cfg, os.path.join(out, method), *opts)))
-            times[f"{method}_s"] = time.perf_counter() - t0
+
+def _wish_and_baselines(cfg, out: str, methods: Sequence[str]) -> Dict[str, Dict]:
+    """WISH's pipeline, then every method that reads its model, its features or its Stage 1."""
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.modeling import build_model
+
+    res = {}
+    c = _with(cfg, os.path.join(out, "wish"))
+    report = run_pipeline(c)
+    model = build_model(c)
+    DetectionCheckpointer(model).load(os.path.join(c.OUTPUT_DIR, "model_final.pth"))
+    res["wish"] = _metrics(report)
+    if "wish_matching_only" in methods:
+        res["wish_matching_only"] = _eval_as(c, model, "matching_only")
+    if "wish_contactness_only" in methods:
+        theta = calibrate_contact_threshold(c, model, cfg.DATASETS.VAL[0], method="contactness_only")
+        res["wish_contactness_only"] = _eval_as(c, model, "contactness_only", theta)
+    for baseline in ("nearest_to_hand", "clip_zero_shot"):
+        if baseline in methods:
+            res[baseline] = _eval_as(c, model, baseline)
+    if "pseudo_labels" in methods:
+        c1 = stage_cfg(c, "stage1", os.path.join(c.OUTPUT_DIR, "stage1"))
+        res["pseudo_labels"] = _eval_pseudo_labels(c1, model, cfg.DATASETS.TEST[0])
+        if "pseudo_labels_train" in report:
+            res["pseudo_labels"]["train_E-mIoU"] = float(report["pseudo_labels_train"]["E-mIoU"])
+    return res
+
+
+def _run_group(cfg, out: str, group: str, methods: Sequence[str]):
+    """One independent training run of the table: ``(results by method, seconds)``."""
+    t0 = time.perf_counter()
+    if group == "wish":
+        res = _wish_and_baselines(cfg, out, methods)
+    else:
+        res = {group: _metrics(run_pipeline(_with(cfg, os.path.join(out, group), *ABLATIONS[group])))}
+    return res, time.perf_counter() - t0
+
+
+def _init_worker(threads: int, register: Optional[Callable], cfg) -> None:
+    """A fresh (spawned) worker: logging, its share of the cores, and the datasets the parent registered."""
+    from detectron2.utils.logger import setup_logger
+
+    setup_logger(name="wish_d2")
+    setup_logger(name="detectron2", abbrev_name="d2")
+    logging.getLogger("fvcore").setLevel(logging.WARNING)
+    torch.set_num_threads(threads)
+    if register is not None:
+        register(cfg)
+
+
+def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Optional[Callable] = None
+             ) -> Dict[str, Dict]:
+    """Every method of one seed. The feature cache is built first; the independent training runs (WISH and its
+    read-off baselines, then each ablation) then go to ``jobs`` worker processes, each with its share of the cores.
+    Every stage seeds itself, so the numbers do not depend on ``jobs`` beyond float summation order."""
+    for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.VAL) + list(cfg.DATASETS.TEST):
+        ensure_feature_cache(cfg, name)
+    groups = (["wish"] if set(FROM_WISH) & set(methods) else []) + [m for m in ABLATIONS if m in methods]
+    jobs = max(1, min(int(jobs), len(groups)))
+    if jobs == 1:
+        done = [_run_group(cfg, out, g, methods) for g in groups]
+    else:
+        threads = max(1, torch.get_num_threads() // jobs)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                 initargs=(threads, register, cfg)) as pool:
+            done = [f.result() for f in [pool.submit(_run_group, cfg, out, g, methods) for g in groups]]
+    res, times = {}, {}
+    for g, (r, seconds) in zip(groups, done):
+        res.update(r)
+        times[f"{g}_s" if g != "wish" else "wish_and_baselines_s"] = seconds
     res = {m: res[m] for m in methods if m in res}
     res["_timings"] = times
     return res
 
 
 def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequence[str]] = None,
-              register: Optional[Callable] = None) -> Dict:
+              register: Optional[Callable] = None, jobs: int = 1) -> Dict:
+    """Every method for every seed (data and training); ``register(cfg)`` registers a seed's datasets."""
     methods = list(methods or METHODS)
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -122,7 +168,7 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
                   "MODEL.WISH.CACHE.DIR", cfg.MODEL.WISH.CACHE.DIR or os.path.join(out, "cache"))
         if register is not None:
             register(c)
-        per_seed[seed] = run_seed(c, c.OUTPUT_DIR, methods)
+        per_seed[seed] = run_seed(c, c.OUTPUT_DIR, methods, jobs, register)
         write_json({"per_seed": per_seed}, os.path.join(output_dir, "results_partial.json"))
     results = {}
     for m in methods:
