@@ -55,3 +55,10 @@ def test_table_files_and_rows(tiny):
 def test_unknown_method_is_named(tiny):
     with pytest.raises(ValueError, match="wsh"):
         run_table(_cfg(tiny, "bad"), str(tiny / "bad"), [0], ["wsh"])
+
+
+def test_format_table_names_the_training_seed():
+    row = {"E-mIoU": 30.0, "IoU_left": 20.0, "IoU_right": 30.0, "IoU_both": 40.0, "AP": 25.0}
+    text = format_table({"seeds": [0], "train_seed": 2, "wish": row, "supervised": dict(row, **{"E-mIoU": 40.0})})
+    assert "Training seed 2" in text
+    assert "| wish | 30.0 | 20.0 | 30.0 | 40.0 | 25.0 | 75% |" in text

@@ -31,6 +31,9 @@ def main(argv=None):
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=None,
                         help="seeds of data and training (default: the config's DATASETS.SYNTHETIC.SEED)")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="training seed (SEED) of every run (default: each data seed); with fixed --seeds this "
+                             "measures training noise alone")
     parser.add_argument("--methods", nargs="+", default=None, help="a subset of the table's methods")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                         help="independent training runs of a seed to run at once, in worker processes that split "
@@ -52,7 +55,7 @@ def main(argv=None):
     seeds = args.seeds or [cfg.DATASETS.SYNTHETIC.SEED]
     t0 = time.perf_counter()
     results = run_table(cfg, args.output_dir, seeds, args.methods, register=register_synthetic_from_cfg,
-                        jobs=args.jobs)
+                        jobs=args.jobs, train_seed=args.train_seed)
     print(format_table(results))
     print(f"\nresults: {os.path.join(args.output_dir, 'results.json')}  table: "
           f"{os.path.join(args.output_dir, 'results.md')}  wall time: {time.perf_counter() - t0:.0f} s")

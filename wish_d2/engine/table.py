@@ -154,8 +154,10 @@ def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Opt
 
 
 def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequence[str]] = None,
-              register: Optional[Callable] = None, jobs: int = 1) -> Dict:
-    """Every method for every seed (data and training); ``register(cfg)`` registers a seed's datasets."""
+              register: Optional[Callable] = None, jobs: int = 1, train_seed: Optional[int] = None) -> Dict:
+    """Every method for every seed; ``register(cfg)`` registers a seed's datasets. A seed is the data seed and, unless
+    ``train_seed`` is given, also the training seed (``SEED``): fixing the data and changing ``train_seed`` measures
+    how much one dataset's numbers move with training randomness alone."""
     methods = list(methods or METHODS)
     unknown = set(methods) - set(METHODS)
     if unknown:
@@ -164,7 +166,8 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
     for seed in seeds:
         out = os.path.join(output_dir, f"seed{seed}")
         # all methods of a seed share one feature cache (its key still separates feature-changing configs)
-        c = _with(cfg, out, "DATASETS.SYNTHETIC.SEED", str(seed), "SEED", str(seed),
+        c = _with(cfg, out, "DATASETS.SYNTHETIC.SEED", str(seed),
+                  "SEED", str(seed if train_seed is None else train_seed),
                   "MODEL.WISH.CACHE.DIR", cfg.MODEL.WISH.CACHE.DIR or os.path.join(out, "cache"))
         if register is not None:
             register(c)
@@ -176,6 +179,8 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
         if rows:
             results[m] = {k: float(np.mean([r[k] for r in rows if k in r])) for k in rows[0]}
     results["seeds"] = list(seeds)
+    if train_seed is not None:
+        results["train_seed"] = int(train_seed)
     results["per_seed"] = per_seed
     write_json(results, os.path.join(output_dir, "results.json"))
     with open(os.path.join(output_dir, "results.md"), "w") as f:
@@ -188,6 +193,7 @@ def format_table(results: Dict) -> str:
     seeds = results.get("seeds", [])
     lines = [f"Methods on the test split, mean over seeds {seeds}" if len(seeds) > 1 else
              f"Methods on the test split (seed {seeds[0] if seeds else '?'})", "",
+             *([f"Training seed {results['train_seed']} for every data seed", ""] if "train_seed" in results else []),
              "| method | E-mIoU | IoU left | IoU right | IoU both | mask AP | % of supervised |",
              "|---|---|---|---|---|---|---|"]
     for m in METHODS:
