@@ -323,3 +323,27 @@ def test_benchmark_help():
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "--quick" in run.stdout and "--json" in run.stdout
+
+
+def test_dataset_dicts_loads_once_and_hands_out_copies(tmp_path):
+    from detectron2.data import DatasetCatalog
+
+    calls = []
+
+    def load(tag):
+        calls.append(tag)
+        return [{"image_id": "a", "annotations": [{"category_id": 0}]}]
+
+    DatasetCatalog.register("wish_tiny_memo", lambda: load("first"))
+    try:
+        first = dataset_dicts("wish_tiny_memo")
+        first[0]["annotations"].append({"category_id": 1})  # a caller's edit must not leak into the next caller
+        second = dataset_dicts("wish_tiny_memo")
+        assert calls == ["first"]
+        assert second[0]["annotations"] == [{"category_id": 0}] and second[0]["dataset_name"] == "wish_tiny_memo"
+        DatasetCatalog.remove("wish_tiny_memo")
+        DatasetCatalog.register("wish_tiny_memo", lambda: load("second"))  # re-registered: a new loader runs
+        dataset_dicts("wish_tiny_memo")
+        assert calls == ["first", "second"]
+    finally:
+        DatasetCatalog.remove("wish_tiny_memo")
