@@ -25,17 +25,19 @@ def gt_label_map(d: Dict) -> torch.Tensor:
 
 
 def pred_label_map(selection: Selection, record: Dict, memo: Optional[Dict] = None) -> torch.Tensor:
-    """Label map of a selection. ``memo`` (a dict kept across calls) stores each image's decoded proposal masks,
-    so a threshold grid search decodes every RLE once instead of once per grid point."""
+    """Label map of a selection. ``memo`` (a dict kept across calls) stores the decoded masks of the proposals that
+    some selection used, so a threshold grid search decodes each of them once instead of once per grid point, and
+    never holds the masks no grid point selects (most of an image's proposals)."""
     h, w = record["height"], record["width"]
     idx = [i for i, _, _ in selection]
     if memo is None:
         masks = decode_rles([record["proposal_rles"][i] for i in idx], h, w)
     else:
         key = str(record["image_id"])
-        if key not in memo:
-            memo[key] = torch.as_tensor(decode_rles(record["proposal_rles"], h, w)).bool()
-        masks = memo[key][idx]
+        missing = sorted({i for i in idx if (key, i) not in memo})
+        for i, m in zip(missing, decode_rles([record["proposal_rles"][i] for i in missing], h, w)):
+            memo[(key, i)] = m
+        masks = torch.stack([memo[(key, i)] for i in idx]) if idx else decode_rles([], h, w)
     return paint_label_map(masks, [c for _, c, _ in selection], [s for _, _, s in selection], h, w)
 
 
