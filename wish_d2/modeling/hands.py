@@ -9,11 +9,13 @@ import logging
 import os
 from typing import Dict, List, Tuple
 
+import numpy as np
 import torch
 
 from ..data.hand_side import side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import decode_rle
+from .proposal_generators import image_to_rgb_numpy
 
 logger = logging.getLogger(__name__)
 SIDES = ("left", "right")
@@ -94,8 +96,7 @@ class DetectorHands(DatasetHands):
         cfg = get_cfg()
         cfg.merge_from_file(config_file)
         cfg.MODEL.WEIGHTS = weights
-        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh
-        cfg.INPUT.FORMAT = "RGB"
+        cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh  # INPUT.FORMAT stays the detector's own
         self.class_names = list(getattr(cfg.DATASETS, "HAND_CLASSES", [])) or ["hand"]
         self.predictor = DefaultPredictor(cfg)
 
@@ -103,8 +104,9 @@ class DetectorHands(DatasetHands):
         out = []
         for x in batched_inputs:
             h, w = _image_hw(x)
-            image = x["image"].permute(1, 2, 0).numpy()
-            inst = self.predictor(image)["instances"].to("cpu")
+            # DefaultPredictor takes BGR and converts it to whatever the detector's INPUT.FORMAT says
+            bgr = np.ascontiguousarray(image_to_rgb_numpy(x["image"])[:, :, ::-1])
+            inst = self.predictor(bgr)["instances"].to("cpu")
             hands = []
             for mask, cls in zip(inst.pred_masks, inst.pred_classes.tolist()):
                 name = self.class_names[cls] if cls < len(self.class_names) else "hand"
