@@ -166,3 +166,25 @@ def test_hand_side_accuracy():
     assert hand_side_accuracy([], []) is None
     with pytest.raises(ValueError):
         hand_side_accuracy(["left"], [])
+
+
+def test_gt_label_map_from_polygons_and_rles():
+    from wish_d2.evaluation.metrics import gt_label_map
+    from wish_d2.utils.masks import encode_rle, segmentation_to_mask
+
+    square = [[2.0, 2.0, 6.0, 2.0, 6.0, 6.0, 2.0, 6.0]]
+    mask = segmentation_to_mask(square, 8, 10)
+    assert mask.dtype == bool and mask.shape == (8, 10) and mask.sum() > 0
+    assert np.array_equal(segmentation_to_mask(encode_rle(mask), 8, 10), mask)
+    other = np.zeros((8, 10), bool)
+    other[4:8, 5:9] = True  # overlaps the square; painted later, so it wins the overlap
+    label = gt_label_map([{"segmentation": square, "category_id": 0},
+                          {"segmentation": encode_rle(other), "category_id": 2}], 8, 10)
+    assert label.dtype == torch.uint8
+    assert bool((label[torch.from_numpy(other)] == 3).all())
+    assert bool((label[torch.from_numpy(mask & ~other)] == 1).all())
+    assert int(gt_label_map(None, 8, 10).sum()) == 0
+    with pytest.raises(ValueError, match="the image is"):
+        segmentation_to_mask(encode_rle(mask), 9, 10)
+    with pytest.raises(TypeError):
+        segmentation_to_mask("not a mask", 8, 10)

@@ -8,20 +8,17 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 
+from ..evaluation import metrics
 from ..evaluation.metrics import InHandIoU, paint_label_map
-from ..utils.masks import decode_rle, decode_rles, polygons_to_mask
+from ..utils.masks import decode_rles
 
 logger = logging.getLogger(__name__)
 Selection = List[Tuple[int, int, float]]  # (proposal index, class id, score) per kept instance
 
 
 def gt_label_map(d: Dict) -> torch.Tensor:
-    h, w = d["height"], d["width"]
-    anns = d.get("annotations", [])
-    masks = [decode_rle(a["segmentation"]) if isinstance(a["segmentation"], dict)
-             else polygons_to_mask(a["segmentation"], h, w) for a in anns]
-    masks = torch.from_numpy(__import__("numpy").stack(masks)) if masks else torch.zeros((0, h, w), dtype=torch.bool)
-    return paint_label_map(masks, [a["category_id"] for a in anns], None, h, w)
+    """Ground-truth label map of a dataset dict."""
+    return metrics.gt_label_map(d.get("annotations"), d["height"], d["width"])
 
 
 def pred_label_map(selection: Selection, record: Dict, memo: Optional[Dict] = None) -> torch.Tensor:

@@ -42,26 +42,14 @@ from detectron2.structures import BitMasks, Instances
 from detectron2.utils.logger import create_small_table
 
 from .. import compat
-from ..utils.masks import decode_rle, polygons_to_mask
+from ..utils.masks import segmentation_to_mask
 from .coco_export import instances_to_coco_results, write_coco_results
 from ..data.hand_side import side_from_mask
-from .metrics import InHandIoU, hand_side_accuracy, paint_label_map
+from .metrics import InHandIoU, gt_label_map, hand_side_accuracy, paint_label_map
 
 __all__ = ["InHandEvaluator", "PREDICTIONS_FILE"]
 
 PREDICTIONS_FILE = "inhand_predictions_coco.json"
-
-
-def _decode_segmentation(segm, height: int, width: int) -> torch.Tensor:
-    if isinstance(segm, dict):
-        mask = decode_rle(segm)
-    elif isinstance(segm, list):
-        mask = polygons_to_mask(segm, height, width)
-    else:
-        raise TypeError(f"unsupported segmentation type {type(segm)}")
-    if mask.shape != (height, width):
-        raise ValueError(f"ground-truth mask is {mask.shape}, the image is ({height}, {width})")
-    return torch.from_numpy(mask)
 
 
 class InHandEvaluator(DatasetEvaluator):
@@ -124,14 +112,6 @@ class InHandEvaluator(DatasetEvaluator):
             raise KeyError(f"image_id {image_id!r} has no annotations in the input nor in '{self._dataset_name}'")
         return self._gt_index[image_id]
 
-    def _gt_label_map(self, record, height: int, width: int) -> torch.Tensor:
-        anns = record.get("annotations", [])
-        if not anns:
-            return torch.zeros((height, width), dtype=torch.uint8)
-        masks = torch.stack([_decode_segmentation(a["segmentation"], height, width) for a in anns])
-        classes = torch.tensor([int(a["category_id"]) for a in anns], dtype=torch.long)
-        return paint_label_map(masks, classes, None, height, width)
-
     @staticmethod
     def _pred_instances(output, height: int, width: int) -> Instances:
         instances = output["instances"].to(torch.device("cpu"))  # a new Instances: the output is not modified
@@ -160,7 +140,7 @@ class InHandEvaluator(DatasetEvaluator):
         if hand.get("side_source") == "heuristic":
             return (hand["side"], hand["gt_side"]) if hand.get("gt_side") is not None else None
         if hand.get("side_source") == "gt" and hand.get("side") in ("left", "right") and "segmentation" in hand:
-            mask = _decode_segmentation(hand["segmentation"], height, width)
+            mask = torch.from_numpy(segmentation_to_mask(hand["segmentation"], height, width))
             guess = side_from_mask(mask.numpy(), width)
             return None if guess is None else (guess, hand["side"])
         return None
@@ -175,7 +155,7 @@ class InHandEvaluator(DatasetEvaluator):
                 instances.pred_masks, instances.pred_classes, instances.scores, height, width
             )
             record = self._ground_truth(inp)
-            self._iou.update(pred_map, self._gt_label_map(record, height, width))
+            self._iou.update(pred_map, gt_label_map(record.get("annotations"), height, width))
 
             for hand in record.get("hands", []) or []:
                 pair = self._heuristic_and_true_side(hand, height, width)

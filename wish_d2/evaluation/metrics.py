@@ -19,10 +19,13 @@ from typing import Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from ..utils.masks import segmentation_to_mask
+
 __all__ = [
     "CLASS_NAMES",
     "NUM_LABELS",
     "paint_label_map",
+    "gt_label_map",
     "InHandIoU",
     "hand_side_accuracy",
 ]
@@ -91,6 +94,16 @@ def paint_label_map(
     for i in order:
         out[masks[i]] = labels[i]
     return out
+
+
+def gt_label_map(annotations: Optional[Sequence[Dict]], height: int, width: int) -> torch.Tensor:
+    """Ground-truth ``uint8 [height, width]`` label map of dataset-dict ``annotations`` (see :func:`paint_label_map`)."""
+    anns = list(annotations or [])
+    if not anns:
+        return torch.zeros((height, width), dtype=torch.uint8)
+    masks = torch.stack([torch.from_numpy(segmentation_to_mask(a["segmentation"], height, width)) for a in anns])
+    classes = torch.tensor([int(a["category_id"]) for a in anns], dtype=torch.long)
+    return paint_label_map(masks, classes, None, height, width)
 
 
 class InHandIoU:

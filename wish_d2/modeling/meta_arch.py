@@ -17,7 +17,7 @@ from detectron2.structures import BitMasks, Instances
 from torch import nn
 
 from ..registry import CLIP_ENCODER_REGISTRY
-from ..utils.masks import decode_rles, encode_rle
+from ..utils.masks import decode_rles, encode_rle, segmentation_to_mask
 from .geometry import contact_region_masks, hand_overlap_fraction, pair_geometry
 from .hands import build_hand_source
 
@@ -187,14 +187,10 @@ def gt_pair_targets(masks: torch.Tensor, annotations: Optional[List[Dict]], hw, 
     target = torch.full((2,), -1, dtype=torch.long)
     if not annotations or not len(masks):
         return target
-    from ..utils.masks import decode_rle
-
     flat = masks.flatten(1).float()
     for ann in annotations:
         cat = int(ann["category_id"])
-        gt = torch.from_numpy(decode_rle(ann["segmentation"])) if isinstance(ann["segmentation"], dict) \
-            else _polygons(ann["segmentation"], hw)
-        g = gt.flatten().float()
+        g = torch.from_numpy(segmentation_to_mask(ann["segmentation"], int(hw[0]), int(hw[1]))).flatten().float()
         inter = flat @ g
         iou = inter / (flat.sum(1) + g.sum() - inter).clamp(min=1)
         best = int(iou.argmax())
@@ -203,11 +199,6 @@ def gt_pair_targets(masks: torch.Tensor, annotations: Optional[List[Dict]], hw, 
                 target[s] = best
     return target
 
-
-def _polygons(polys, hw):
-    from ..utils.masks import polygons_to_mask
-
-    return torch.from_numpy(polygons_to_mask(polys, int(hw[0]), int(hw[1])))
 
 
 def collate_records(records: List[Dict], texts: List[torch.Tensor], device) -> Dict[str, torch.Tensor]:

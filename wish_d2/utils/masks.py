@@ -33,6 +33,19 @@ def polygons_to_mask(polygons: List[List[float]], height: int, width: int) -> np
     return mask_util.decode(mask_util.merge(rles)).astype(bool)
 
 
+def segmentation_to_mask(segm, height: int, width: int) -> np.ndarray:
+    """A COCO ``segmentation`` (RLE dict or polygon list) -> bool ``[height, width]``; other types or sizes raise."""
+    if isinstance(segm, dict):
+        mask = decode_rle(segm)
+    elif isinstance(segm, list):
+        mask = polygons_to_mask(segm, height, width)
+    else:
+        raise TypeError(f"unsupported segmentation type {type(segm)}")
+    if mask.shape != (height, width):
+        raise ValueError(f"ground-truth mask is {mask.shape}, the image is ({height}, {width})")
+    return mask.astype(bool, copy=False)
+
+
 def rle_to_str(rle: Dict) -> Dict:
     """A pycocotools RLE (bytes ``counts``) -> the json-safe form with ``counts`` as str."""
     counts = rle["counts"]

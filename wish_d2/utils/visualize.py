@@ -20,7 +20,7 @@ import numpy as np
 
 from detectron2.utils.visualizer import Visualizer
 
-from .masks import decode_rle
+from .masks import decode_rle, segmentation_to_mask
 
 __all__ = [
     "CLASS_NAMES",
@@ -86,13 +86,9 @@ def annotations_to_arrays(annotations: Sequence[Dict], height: int, width: int
                           ) -> Tuple[np.ndarray, np.ndarray, List[str]]:
     """Dataset-dict ``annotations`` (RLE or polygon ``segmentation``, ``category_id``) -> (masks bool [K, H, W],
     classes int [K], nouns [K])."""
-    from .masks import polygons_to_mask
-
     masks, classes, nouns = [], [], []
     for ann in annotations or []:
-        seg = ann["segmentation"]
-        m = decode_rle(seg) if isinstance(seg, dict) else polygons_to_mask(seg, height, width)
-        masks.append(m.astype(bool))
+        masks.append(segmentation_to_mask(ann["segmentation"], height, width))
         classes.append(int(ann["category_id"]))
         nouns.append(str(ann.get("noun", "")))
     if not masks:
