@@ -139,12 +139,13 @@ class WISHROIHeads(nn.Module):
 
     # ---- inference -----------------------------------------------------------------------------------------
     @torch.no_grad()
-    def scores(self, batch):
-        """(contact_logits, match_logits) [B, N, 2] of the configured method."""
-        if self.method == "nearest_to_hand":
+    def scores(self, batch, method: Optional[str] = None):
+        """(contact_logits, match_logits) [B, N, 2] of ``method`` (default: the configured one)."""
+        method = method or self.method
+        if method == "nearest_to_hand":
             s = nearest_to_hand_scores(batch["geom"])
             return s, s
-        if self.method == "clip_zero_shot":
+        if method == "clip_zero_shot":
             s = clip_zero_shot_scores(batch["v"], batch["zero_shot"])
             return s, s
         return self.heads(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))
@@ -159,14 +160,7 @@ class WISHROIHeads(nn.Module):
     @torch.no_grad()
     def inference(self, batch, method: Optional[str] = None, contact_threshold: Optional[float] = None):
         rule = self.selection_rule(method)
-        if method is not None and method != self.method:
-            old, self.method = self.method, method
-            try:
-                contact_logits, match_logits = self.scores(batch)
-            finally:
-                self.method = old
-        else:
-            contact_logits, match_logits = self.scores(batch)
+        contact_logits, match_logits = self.scores(batch, method)
         theta = float(self.contact_threshold if contact_threshold is None else contact_threshold)
         theta = 0.5 if theta < 0 else theta
         return [select_in_hand(contact_logits[b], match_logits[b], batch["obj_valid"][b], batch["hand_present"][b],
