@@ -223,16 +223,11 @@ class DatasetIndex:
             from wish_d2.data.builtin import register_synthetic_from_cfg
 
             register_synthetic_from_cfg(self.cfg)
-        except ImportError as e:
-            logger.debug("synthetic benchmark registration unavailable: %s", e)
         except Exception as e:  # noqa: BLE001
             logger.warning("could not register the synthetic benchmark: %s", e)
         from detectron2.data import DatasetCatalog, MetadataCatalog
 
-        try:
-            from wish_d2.engine.data import dataset_dicts
-        except ImportError:  # the training glue is optional here: same contract, no cache machinery
-            dataset_dicts = _dataset_dicts
+        from wish_d2.engine.data import dataset_dicts
 
         names = list(OrderedDict.fromkeys(list(self.cfg.DATASETS.TEST) + list(self.cfg.DATASETS.VAL)
                                           + list(self.cfg.DATASETS.TRAIN)))
@@ -263,31 +258,13 @@ class DatasetIndex:
         return self._index.get(os.path.realpath(path))
 
 
-def _dataset_dicts(name: str) -> List[Dict]:
-    """``wish_d2.engine.data.dataset_dicts``: the dicts plus ``dataset_name`` and the metadata's
-    ``proposals_file``."""
-    from detectron2.data import DatasetCatalog, MetadataCatalog
-
-    proposals_file = MetadataCatalog.get(name).get("proposals_file", "")
-    out = []
-    for d in DatasetCatalog.get(name):
-        d = dict(d)
-        d.setdefault("dataset_name", name)
-        if proposals_file:
-            d.setdefault("proposals_file", proposals_file)
-        out.append(d)
-    return out
-
-
 # ---- per-frame work ----------------------------------------------------------------------------------------------
 def per_image_metrics(pred_masks, pred_classes, pred_scores, annotations, h, w):
     """Per-image IoU per class (only classes in prediction or ground truth) and their mean, plus the accumulator."""
-    from wish_d2.evaluation.metrics import CLASS_NAMES, InHandIoU, paint_label_map
-    from wish_d2.utils.visualize import annotations_to_arrays
+    from wish_d2.evaluation.metrics import CLASS_NAMES, InHandIoU, gt_label_map, paint_label_map
 
-    gt_masks, gt_classes, _ = annotations_to_arrays(annotations, h, w)
     pred_map = paint_label_map(pred_masks, pred_classes, pred_scores, h, w)
-    gt_map = paint_label_map(gt_masks, gt_classes, None, h, w)
+    gt_map = gt_label_map(annotations, h, w)
     acc = InHandIoU()
     acc.update(pred_map, gt_map)
     metrics = OrderedDict()
@@ -299,18 +276,6 @@ def per_image_metrics(pred_masks, pred_classes, pred_scores, annotations, h, w):
     for name, v in ious.items():
         metrics[f"IoU_{name}"] = float(v)
     return metrics, acc
-
-
-def dataset_level_metrics(acc) -> Dict[str, float]:
-    from wish_d2.evaluation.metrics import CLASS_NAMES
-
-    out = OrderedDict()
-    ious = {n: 100.0 * i / u for n, i, u in zip(CLASS_NAMES, acc.intersection.tolist(), acc.union.tolist()) if u}
-    if ious:
-        out["E-mIoU"] = float(np.mean(list(ious.values())))
-    for n, v in ious.items():
-        out[f"IoU_{n}"] = float(v)
-    return out
 
 
 def _save_png(path: str, image_rgb: np.ndarray) -> str:
@@ -595,7 +560,7 @@ def main(argv=None, predictor_factory=None) -> int:
 
     out = os.path.abspath(args.output)
     coco_path = write_coco_results(demo.coco_results, os.path.join(out, "predictions_coco.json"))
-    overall = dataset_level_metrics(demo.total_iou) if demo.counts["with_gt"] else {}
+    overall = demo.total_iou.compute() if demo.counts["with_gt"] else {}
     c = demo.counts
     summary = OrderedDict([
         ("frames processed", c["processed"]),
