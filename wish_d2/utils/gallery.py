@@ -23,6 +23,8 @@ from typing import Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .atomic import atomic_path
+
 __all__ = ["FILTER_CLASSES", "image_to_png_bytes", "image_data_uri", "write_gallery", "render_gallery"]
 
 #: Filter keys, in button order. ``none`` = a frame with no in-hand prediction.
@@ -269,8 +271,6 @@ def write_gallery(path: str, entries: Iterable[Mapping], title: str = "WISH gall
     out_dir = os.path.dirname(os.path.abspath(path))
     os.makedirs(out_dir, exist_ok=True)
     text = render_gallery(entries, _ImageSink(out_dir, embed, files_dir), title, summary, notes, legend)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
-    os.replace(tmp, path)
     return path
