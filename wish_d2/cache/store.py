@@ -109,9 +109,3 @@ class FeatureCache:
         state = dict(self.__dict__)
         state["_open"] = OrderedDict()
         return state
-
-
-def load_texts_table(texts: Dict) -> Dict[str, int]:
-    return {p: i for i, p in enumerate(texts["phrases"])}
-
-

@@ -9,7 +9,6 @@ reason in a :class:`SkipLog`, and each loader logs ONE summary line per dataset 
 examples.
 """
 import logging
-import os
 from collections import Counter, OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence
 
@@ -150,7 +149,3 @@ def read_image_size(path: str):
         return h, w
     except (OSError, ValueError):
         return None
-
-
-def is_file(path: str) -> bool:
-    return os.path.isfile(path)

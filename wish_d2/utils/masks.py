@@ -93,12 +93,3 @@ def rle_area(rle: Dict) -> int:
 def rle_bbox(rle: Dict) -> List[float]:
     """XYWH_ABS box of an RLE (pycocotools ``toBbox``)."""
     return [float(v) for v in mask_util.toBbox(_bytes_rle(rle))]
-
-
-def mask_bbox(mask: np.ndarray) -> List[float]:
-    """XYWH_ABS box of a binary mask, in the same convention as ``rle_bbox``."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
-        return [0.0, 0.0, 0.0, 0.0]
-    x0, y0 = float(xs.min()), float(ys.min())
-    return [x0, y0, float(xs.max()) + 1 - x0, float(ys.max()) + 1 - y0]
