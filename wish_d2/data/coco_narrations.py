@@ -151,6 +151,7 @@ def load_coco_narrations(
         )
     image_hands = {img["id"]: img.get("hands") or [] for img in raw["images"] if isinstance(img, dict)}
     by_file = {img.get("file_name"): img["id"] for img in raw["images"] if isinstance(img, dict)}
+    file_by_id = {i: k for k, i in by_file.items()}  # one lookup per image, not a scan of all images
     del raw
 
     narr_map = {}
@@ -205,7 +206,7 @@ def load_coco_narrations(
                 break
         if entry is None:
             # file_name keys with a different root prefix
-            k = next((k for k, i in by_file.items() if i == img_id), None)
+            k = file_by_id.get(img_id)
             if k in narr_map:
                 entry, key = narr_map[k], k
         narrations: List[str] = []
