@@ -7,9 +7,8 @@ from typing import Dict, List, Tuple
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_util
 
-from ..utils.masks import rle_to_str
+from ..utils.masks import polygons_to_rle
 from .narrations import epic_noun_to_phrase
 
 GENERATOR_VERSION = 2
@@ -620,8 +619,8 @@ def _trace_polygons(mask: np.ndarray) -> List[List[List[float]]]:
 
 
 def _polys_rle(polys, H, W):
-    flat = [[c for pt in p for c in pt] for p in polys]
-    return rle_to_str(mask_util.merge(mask_util.frPyObjects(flat, H, W)))
+    """``[[(x, y), ...], ...]`` point lists -> one merged RLE."""
+    return polygons_to_rle([[c for pt in p for c in pt] for p in polys], H, W)
 
 
 def _jitter(mask, rng):
