@@ -188,3 +188,16 @@ def test_gt_label_map_from_polygons_and_rles():
         segmentation_to_mask(encode_rle(mask), 9, 10)
     with pytest.raises(TypeError):
         segmentation_to_mask("not a mask", 8, 10)
+
+
+def test_rle_ious_matrix():
+    from wish_d2.utils.masks import encode_rle, rle_area, rle_ious
+
+    a = np.zeros((6, 6), bool)
+    a[:3] = True  # 18 px
+    b = np.zeros((6, 6), bool)
+    b[:, :3] = True  # 18 px, 9 shared
+    ious = rle_ious([encode_rle(a)], [encode_rle(a), encode_rle(b)])
+    assert ious.shape == (1, 2) and ious[0, 0] == pytest.approx(1.0) and ious[0, 1] == pytest.approx(9 / 27)
+    assert rle_ious([], [encode_rle(a)]).shape == (0, 1)
+    assert rle_area(encode_rle(b)) == 18

@@ -165,10 +165,9 @@ from typing import Dict, List, Sequence, Tuple
 
 import cv2
 import numpy as np
-import pycocotools.mask as mask_util
 
 from ..utils.atomic import atomic_path, write_json
-from ..utils.masks import rle_to_str
+from ..utils.masks import encode_rle, rle_area, rle_ious
 from .common import CATEGORY_IDS, dedup, make_annotation, make_hand
 from .narrations import epic_noun_to_phrase
 from .proposals_io import write_proposals
@@ -308,7 +307,8 @@ def _gt_record(frame: Dict, H: int, W: int) -> Tuple[List[Dict], List[Dict], Dic
     return hands, anns, held
 
 
-def _frame_stats(frame: Dict, hands_gt: List[Dict], anns: List[Dict], H: int, W: int) -> Dict:
+def _frame_stats(frame: Dict, hands_gt: List[Dict], anns: List[Dict], proposal_rles: List[Dict], H: int,
+                 W: int) -> Dict:
     """Per-frame numbers for compute_stats (cheap mask arithmetic)."""
     objs = frame["objects"]
     hands = frame["hands"]
@@ -352,19 +352,13 @@ def _frame_stats(frame: Dict, hands_gt: List[Dict], anns: List[Dict], H: int, W:
     for o in pixel_masks:
         st["gt_px"] += int(o["mask"].sum())
     for a, o in zip(anns, pixel_masks):
-        st["hole_fill_px"] += int(mask_util.area(_b(a["segmentation"]))) - int(o["mask"].sum())
-    if gts and frame["proposals"]:
-        prles = [mask_util.encode(np.asfortranarray(p.astype(np.uint8))) for p in frame["proposals"]]
-        ious = mask_util.iou([_b(g) for g in gts], prles, [0] * len(prles))
+        st["hole_fill_px"] += rle_area(a["segmentation"]) - int(o["mask"].sum())
+    if gts and proposal_rles:
         st["recall_total"] = len(gts)
-        st["recall_hit"] = int((np.asarray(ious).max(axis=1) >= 0.5).sum())
+        st["recall_hit"] = int((rle_ious(gts, proposal_rles).max(axis=1) >= 0.5).sum())
     elif gts:
         st["recall_total"] = len(gts)
     return st
-
-
-def _b(rle):
-    return {"size": rle["size"], "counts": rle["counts"].encode("ascii")}
 
 
 def compute_stats(frame_stats: Sequence[Dict], narr_events: Sequence[Dict]) -> Dict:
@@ -447,11 +441,10 @@ def generate_split(out_dir: str, seed: int, split: str, num: int, image_size: Se
         })
         hands, anns, held = _gt_record(frame, H, W)
         image_id = os.path.splitext(name)[0]
-        prop_records.append({"image_id": image_id, "height": H, "width": W,
-                             "masks": [rle_to_str(mask_util.encode(np.asfortranarray(p.astype(np.uint8))))
-                                       for p in frame["proposals"]],
+        proposal_rles = [encode_rle(p) for p in frame["proposals"]]
+        prop_records.append({"image_id": image_id, "height": H, "width": W, "masks": proposal_rles,
                              "scores": frame["scores"]})
-        frame_stats.append(_frame_stats(frame, hands, anns, H, W))
+        frame_stats.append(_frame_stats(frame, hands, anns, proposal_rles, H, W))
         held_cats = [o["cat"] for o in {id(h): h for h in held.values() if h is not None}.values()]
         held_set = {id(h) for h in held.values() if h is not None}
         other_cats = [o["cat"] for o in frame["objects"] if id(o) not in held_set]

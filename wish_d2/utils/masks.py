@@ -86,6 +86,14 @@ def _bytes_rle(rle: Dict) -> Dict:
     return rle
 
 
+def rle_ious(rles_a: Sequence[Dict], rles_b: Sequence[Dict]) -> np.ndarray:
+    """``[len(a), len(b)]`` IoU matrix of two lists of same-size RLEs (str or bytes counts; pycocotools ``iou``)."""
+    if not rles_a or not rles_b:
+        return np.zeros((len(rles_a), len(rles_b)))
+    return np.asarray(mask_util.iou([_bytes_rle(r) for r in rles_a], [_bytes_rle(r) for r in rles_b],
+                                    [0] * len(rles_b)))
+
+
 def rle_area(rle: Dict) -> int:
     return int(mask_util.area(_bytes_rle(rle)))
 
