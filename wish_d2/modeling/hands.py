@@ -15,10 +15,10 @@ import torch
 from ..data.hand_side import side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import decode_rle
-from .proposal_generators import image_to_rgb_numpy
+from ..data.common import SIDES
+from .proposal_generators import image_hw, image_to_rgb_numpy
 
 logger = logging.getLogger(__name__)
-SIDES = ("left", "right")
 
 
 def hands_to_tensors(hands: List[Dict], height: int, width: int, side_heuristic: bool = True
@@ -54,7 +54,7 @@ class DatasetHands:
     def __call__(self, batched_inputs: List[Dict]) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         out = []
         for x in batched_inputs:
-            h, w = _image_hw(x)
+            h, w = image_hw(x)
             out.append(hands_to_tensors(x.get("hands", []), h, w, self.side_heuristic))
         return out
 
@@ -76,7 +76,7 @@ class PrecomputedHands(DatasetHands):
     def __call__(self, batched_inputs):
         out = []
         for x in batched_inputs:
-            h, w = _image_hw(x)
+            h, w = image_hw(x)
             out.append(hands_to_tensors(self.table.get(str(x["image_id"]), []), h, w, self.side_heuristic))
         return out
 
@@ -103,7 +103,7 @@ class DetectorHands(DatasetHands):
     def __call__(self, batched_inputs):
         out = []
         for x in batched_inputs:
-            h, w = _image_hw(x)
+            h, w = image_hw(x)
             # DefaultPredictor takes BGR and converts it to whatever the detector's INPUT.FORMAT says
             bgr = np.ascontiguousarray(image_to_rgb_numpy(x["image"])[:, :, ::-1])
             inst = self.predictor(bgr)["instances"].to("cpu")
@@ -115,10 +115,6 @@ class DetectorHands(DatasetHands):
         return out
 
 
-def _image_hw(x: Dict) -> Tuple[int, int]:
-    if "image" in x:
-        return tuple(x["image"].shape[-2:])
-    return x["height"], x["width"]
 
 
 # Registry keys are the builder names (fvcore registries register by __name__): HANDS.SOURCE dataset | precomputed | detector

@@ -16,13 +16,13 @@ from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import BitMasks, Instances
 from torch import nn
 
+from ..data.common import SIDES
 from ..registry import CLIP_ENCODER_REGISTRY
 from ..utils.masks import decode_rles, encode_rle, segmentation_to_mask
 from .geometry import contact_region_masks, hand_overlap_fraction, pair_geometry
 from .hands import build_hand_source
 
 logger = logging.getLogger(__name__)
-SIDES = ("left", "right")
 
 
 @META_ARCH_REGISTRY.register()

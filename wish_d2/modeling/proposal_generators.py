@@ -101,7 +101,8 @@ def image_to_rgb_numpy(image: torch.Tensor, input_format: str = "RGB") -> np.nda
     return np.ascontiguousarray(arr)
 
 
-def _output_size(x: Dict) -> Tuple[int, int]:
+def image_hw(x: Dict) -> Tuple[int, int]:
+    """(height, width) of a dataset dict: of its loaded ``image`` if any, else the dict's own fields."""
     if "image" in x:
         return tuple(int(s) for s in x["image"].shape[-2:])
     return int(x["height"]), int(x["width"])
@@ -177,7 +178,7 @@ class PrecomputedMaskProposals(_MaskProposalGenerator):
         return path
 
     def propose_one(self, x: Dict) -> Instances:
-        h, w = _output_size(x)
+        h, w = image_hw(x)
         rec = self._store(self._resolve_file(x)).get(x["image_id"])
         rh, rw = int(rec.get("height", h)), int(rec.get("width", w))
         if rec["masks"]:

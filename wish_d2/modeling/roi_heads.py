@@ -16,7 +16,8 @@ from .baselines import clip_zero_shot_scores, nearest_to_hand_scores
 from .geometry import GEOMETRY_DIM
 from .heads import AlignmentHead, ContactMatchingHeads
 from .inference import select_in_hand
-from .losses import contact_loss, image_narration_scores, matching_loss, pair_scores, symmetric_info_nce
+from .losses import (contact_loss, image_narration_scores, image_narration_valid, matching_loss, pair_scores,
+                     symmetric_info_nce)
 from .pseudo_labels import assign_pseudo_labels
 
 METHODS = ("wish", "matching_only", "contactness_only", "nearest_to_hand", "clip_zero_shot")
@@ -118,8 +119,8 @@ class WISHROIHeads(nn.Module):
         p = self.alignment.forward_text(batch["text"])
         S = image_narration_scores(w, batch["obj_valid"], batch["hand_present"], p, batch["phrase_valid"],
                                    self.temperature)
-        valid = batch["phrase_valid"].any(1) & batch["obj_valid"].any(1) & batch["hand_present"].any(1)
-        return symmetric_info_nce(S, valid)
+        return symmetric_info_nce(S, image_narration_valid(batch["obj_valid"], batch["hand_present"],
+                                                         batch["phrase_valid"]))
 
     # ---- pseudo-labels -------------------------------------------------------------------------------------
     @torch.no_grad()
