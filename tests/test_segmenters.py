@@ -174,6 +174,7 @@ def test_gsam_tiny_end_to_end(tiny_sam, tiny_gdino_dir):
     # max_text_len=8 cannot hold the whole taxonomy: it is split into chunks of whole phrases
     chunks = seg._chunks(NOUNS)
     assert len(chunks) > 1 and " ".join(chunks) == taxonomy_prompt(NOUNS)
+    assert seg._chunks(list(NOUNS)) is chunks  # tokenized once per taxonomy, not per frame
     img = _image()
     det = seg.detect(img, NOUNS)
     assert det["boxes"].shape == (len(det["scores"]), 4) and len(det["phrases"]) == len(det["scores"])

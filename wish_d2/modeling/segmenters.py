@@ -343,6 +343,7 @@ class GSAMSegmenter(_FrozenSegmenter):
         self.max_boxes = max_boxes
         self.sam_batch_size = sam_batch_size
         self.predictor = SamPredictor(self.sam)
+        self._prompt_chunks: Dict[Tuple[str, ...], List[str]] = {}  # taxonomy -> prompts, tokenized once
 
     @classmethod
     def from_config(cls, cfg):
@@ -358,7 +359,14 @@ class GSAMSegmenter(_FrozenSegmenter):
         }
 
     def _chunks(self, nouns: Sequence[str]) -> List[str]:
-        """Prompts of whole phrases that each fit the detector's text window."""
+        """Prompts of whole phrases that each fit the detector's text window (computed once per taxonomy: the
+        taxonomy of a dataset, ~300 EPIC nouns, does not change from frame to frame)."""
+        key = tuple(nouns)
+        if key not in self._prompt_chunks:
+            self._prompt_chunks[key] = self._split_into_chunks(nouns)
+        return self._prompt_chunks[key]
+
+    def _split_into_chunks(self, nouns: Sequence[str]) -> List[str]:
         phrases = _phrases(nouns)
         if not phrases:
             raise ValueError("GSAM needs a non-empty noun taxonomy (dataset metadata 'nouns')")
