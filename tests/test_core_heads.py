@@ -1,5 +1,4 @@
 """Pair features and heads: shapes, normalisation, ablation switches, NaN-freedom on zero vectors."""
-import pytest
 import torch
 
 from wish_d2.modeling.heads import AlignmentHead, ContactMatchingHeads, pair_feature_dim, pair_features
@@ -90,16 +89,3 @@ def test_alignment_pair_visual_contact_ignores_object_and_hand_appearance():
 
     with pytest.raises(ValueError):
         AlignmentHead(D, G, 32, E, pair_visual="object")
-
-
-def test_contact_matching_heads_ensemble():
-    v, vh, geom = _inputs()
-    torch.manual_seed(0)
-    heads = ContactMatchingHeads(D, G, hidden_dim=32, dropout=0.0, members=3)
-    cm, am = heads.member_logits(v, vh, geom)
-    assert cm.shape == am.shape == (3, B, N, 2)
-    assert not torch.allclose(cm[0], cm[1])  # members are initialised independently
-    c, a = heads(v, vh, geom)
-    assert torch.allclose(c, cm.mean(0)) and torch.allclose(a, am.mean(0))
-    with pytest.raises(ValueError, match="members"):
-        ContactMatchingHeads(D, G, members=0)

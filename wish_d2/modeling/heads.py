@@ -125,12 +125,6 @@ class ContactMatchingHeads(nn.Module):
     """Stage 2 visual-only heads: contactness ``c_{i,s}`` (BCE, per pair) and matching ``a_{i,s}`` (softmax over i).
 
     Two separate MLPs on the same pair features; no text at all, so they run on frames without narrations.
-
-    ``members`` > 1 makes each head a deep ensemble: that many independently initialised MLPs, each trained on the
-    full loss (:meth:`member_logits`), whose logits are averaged at inference (:meth:`forward`). Why: the heads
-    learn from noisy pseudo-labels, and one training run's randomness moves test E-mIoU by about a point, as much
-    as the gaps the ablations are meant to show. Averaging members removes most of that variance at a small
-    cost (the MLPs are tiny next to reading the cached features).
     """
 
     def __init__(
@@ -143,28 +137,17 @@ class ContactMatchingHeads(nn.Module):
         use_geometry: bool = True,
         layers: int = 3,
         use_contact: bool = False,
-        members: int = 1,
     ):
         super().__init__()
-        if members < 1:
-            raise ValueError(f"members={members} must be >= 1")
         self.use_visual = use_visual
         self.use_geometry = use_geometry
         self.use_contact = use_contact
         in_dim = pair_feature_dim(visual_dim, geometry_dim, use_geometry, use_contact)
-        self.contact = nn.ModuleList(mlp(in_dim, hidden_dim, 1, dropout, layers) for _ in range(members))
-        self.match = nn.ModuleList(mlp(in_dim, hidden_dim, 1, dropout, layers) for _ in range(members))
-
-    def member_logits(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
-                      v_contact: Optional[torch.Tensor] = None):
-        """Every member's ``(contact_logits [K, B, N, 2], match_logits [K, B, N, 2])``, for training."""
-        f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
-        return (torch.stack([m(f).squeeze(-1) for m in self.contact]),
-                torch.stack([m(f).squeeze(-1) for m in self.match]))
+        self.contact = mlp(in_dim, hidden_dim, 1, dropout, layers)
+        self.match = mlp(in_dim, hidden_dim, 1, dropout, layers)
 
     def forward(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
                 v_contact: Optional[torch.Tensor] = None):
-        """Returns ``(contact_logits [B, N, 2], match_logits [B, N, 2])``, the members' mean (raw logits; masking
-        is the losses' job)."""
-        c, a = self.member_logits(v, v_hands, geom, v_contact)
-        return c.mean(0), a.mean(0)
+        """Returns ``(contact_logits [B, N, 2], match_logits [B, N, 2])`` (raw logits; masking is the losses' job)."""
+        f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
+        return self.contact(f).squeeze(-1), self.match(f).squeeze(-1)

@@ -64,7 +64,7 @@ class WISHROIHeads(nn.Module):
                       use_contact=w.USE_CONTACT_REGION)
         return {
             "alignment": AlignmentHead(embed_dim=w.ADAPTER.EMBED_DIM, pair_visual=w.STAGE1.PAIR_VISUAL, **common),
-            "heads": ContactMatchingHeads(members=w.STAGE2.ENSEMBLE, **common),
+            "heads": ContactMatchingHeads(**common),
             "stage": w.STAGE,
             "supervision": w.SUPERVISION,
             "method": w.METHOD,
@@ -98,23 +98,19 @@ class WISHROIHeads(nn.Module):
             if pair_obj is None:
                 raise ValueError("Stage 2 with SUPERVISION=pseudo needs pseudo-labels ('wish_targets' in the "
                                  "inputs); run Stage 1 and pseudo-labelling first (MODEL.WISH.STAGE all)")
-            contact_logits, match_logits = self.heads.member_logits(batch["v"], batch["v_hands"], batch["geom"],
-                                                                    batch.get("v_contact"))
-            # Every ensemble member [K, B, ...] learns the full loss: fold the members into the batch.
-            k = contact_logits.shape[0]
-            contact_logits, match_logits = contact_logits.flatten(0, 1), match_logits.flatten(0, 1)
-            obj_valid, hand_present = batch["obj_valid"].repeat(k, 1), batch["hand_present"].repeat(k, 1)
-            valid = obj_valid[:, :, None] & hand_present[:, None, :]
+            contact_logits, match_logits = self.heads(batch["v"], batch["v_hands"], batch["geom"],
+                                                      batch.get("v_contact"))
+            valid = batch["obj_valid"][:, :, None] & batch["hand_present"][:, None, :]
             contact_target = torch.zeros_like(contact_logits)
-            has = pair_obj.repeat(k, 1) >= 0
+            has = pair_obj >= 0
             b, s = torch.nonzero(has, as_tuple=True)
-            contact_target[b, pair_obj.repeat(k, 1)[b, s], s] = 1.0
+            contact_target[b, pair_obj[b, s], s] = 1.0
             if "contact" in self.loss_weights:
                 losses["loss_contact"] = self.loss_weights["contact"] * contact_loss(
                     contact_logits, contact_target, valid)
             if "match" in self.loss_weights:
                 losses["loss_match"] = self.loss_weights["match"] * matching_loss(
-                    match_logits, pair_obj.repeat(k, 1), obj_valid, hand_present, null_class=self.match_null)
+                    match_logits, pair_obj, batch["obj_valid"], batch["hand_present"], null_class=self.match_null)
             _log_scalar("stage2/positive_hands", float(has.float().mean()))
         return losses
 
