@@ -1,4 +1,5 @@
 """Pair features and heads: shapes, normalisation, ablation switches, NaN-freedom on zero vectors."""
+import pytest
 import torch
 
 from wish_d2.modeling.heads import AlignmentHead, ContactMatchingHeads, pair_feature_dim, pair_features
@@ -89,3 +90,16 @@ def test_alignment_pair_visual_contact_ignores_object_and_hand_appearance():
 
     with pytest.raises(ValueError):
         AlignmentHead(D, G, 32, E, pair_visual="object")
+
+
+@pytest.mark.parametrize("both", [True, False])
+def test_matching_head_sees_the_other_hand(both):
+    v, vh, geom = _inputs()
+    heads = ContactMatchingHeads(D, G, hidden_dim=32, dropout=0.0, match_both_hands=both)
+    c, a = heads(v, vh, geom)
+    geom2 = geom.clone()
+    geom2[:, :, 1] += 1.0  # move every object relative to the right hand only
+    c2, a2 = heads(v, vh, geom2)
+    assert torch.equal(c[..., 0], c2[..., 0])  # contactness of (i, left) reads only the left hand's pair
+    assert torch.equal(a[..., 0], a2[..., 0]) != both  # matching of (i, left) also reads the right hand's pair
+    assert not torch.allclose(c[..., 1], c2[..., 1]) and not torch.allclose(a[..., 1], a2[..., 1])

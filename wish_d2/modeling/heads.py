@@ -124,7 +124,13 @@ class AlignmentHead(nn.Module):
 class ContactMatchingHeads(nn.Module):
     """Stage 2 visual-only heads: contactness ``c_{i,s}`` (BCE, per pair) and matching ``a_{i,s}`` (softmax over i).
 
-    Two separate MLPs on the same pair features; no text at all, so they run on frames without narrations.
+    Two separate MLPs; no text at all, so they run on frames without narrations. Contactness asks a question about
+    one pair ("is hand s touching object i?") and sees ``f_{i,s}``. Matching assigns objects to hands, so with
+    ``match_both_hands`` it sees the object against both hands, ``[f_{i,s} ; f_{i,s'}]`` (s' the other hand): whether
+    the left hand holds a pan depends on whether the right hand is the one gripping it, or both are. Without it the
+    two heads read the same features and learn from the same pseudo-labels, so they learn nearly the same function
+    and their fusion is little more than a two-member ensemble (synthetic benchmark, seeds 0 and 1, 3 training
+    seeds each, val E-mIoU of WISH minus contactness-only: +0.2 / +0.6 with ``f_{i,s}``, +2.4 / +4.8 with both).
     """
 
     def __init__(
@@ -137,17 +143,20 @@ class ContactMatchingHeads(nn.Module):
         use_geometry: bool = True,
         layers: int = 3,
         use_contact: bool = False,
+        match_both_hands: bool = False,
     ):
         super().__init__()
         self.use_visual = use_visual
         self.use_geometry = use_geometry
         self.use_contact = use_contact
+        self.match_both_hands = match_both_hands
         in_dim = pair_feature_dim(visual_dim, geometry_dim, use_geometry, use_contact)
         self.contact = mlp(in_dim, hidden_dim, 1, dropout, layers)
-        self.match = mlp(in_dim, hidden_dim, 1, dropout, layers)
+        self.match = mlp(2 * in_dim if match_both_hands else in_dim, hidden_dim, 1, dropout, layers)
 
     def forward(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
                 v_contact: Optional[torch.Tensor] = None):
         """Returns ``(contact_logits [B, N, 2], match_logits [B, N, 2])`` (raw logits; masking is the losses' job)."""
         f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
-        return self.contact(f).squeeze(-1), self.match(f).squeeze(-1)
+        f_match = torch.cat([f, f.flip(2)], dim=-1) if self.match_both_hands else f  # flip: the other hand
+        return self.contact(f).squeeze(-1), self.match(f_match).squeeze(-1)
