@@ -12,10 +12,10 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
+from ..data.common import SIDES
 from ..data.hand_side import side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import decode_rle
-from ..data.common import SIDES
 from .proposal_generators import image_hw, image_to_rgb_numpy
 
 logger = logging.getLogger(__name__)
@@ -113,8 +113,6 @@ class DetectorHands(DatasetHands):
                 hands.append({"segmentation": mask, "side": name if name in SIDES else None})
             out.append(hands_to_tensors(hands, h, w, self.side_heuristic))
         return out
-
-
 
 
 # Registry keys are the builder names (fvcore registries register by __name__): HANDS.SOURCE dataset | precomputed | detector

@@ -200,7 +200,6 @@ def gt_pair_targets(masks: torch.Tensor, annotations: Optional[List[Dict]], hw, 
     return target
 
 
-
 def collate_records(records: List[Dict], texts: List[torch.Tensor], device) -> Dict[str, torch.Tensor]:
     """Pad per-image records into the batch tensors of docs/ARCHITECTURE.md."""
     B = len(records)

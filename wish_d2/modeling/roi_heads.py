@@ -167,6 +167,7 @@ class WISHROIHeads(nn.Module):
         return [select_in_hand(contact_logits[b], match_logits[b], batch["obj_valid"][b], batch["hand_present"][b],
                                contact_threshold=theta, **rule) for b in range(len(contact_logits))]
 
+
 def _log_scalar(name: str, value: float) -> None:
     try:
         get_event_storage().put_scalar(name, value, smoothing_hint=True)
