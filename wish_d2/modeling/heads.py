@@ -1,4 +1,5 @@
-"""Trainable parts of WISH: the Stage 1 alignment adapters and the Stage 2 contact / matching heads (DESIGN §2.4, §2.6).
+"""Trainable parts of WISH: the Stage 1 alignment adapters and the Stage 2 contact / matching heads
+(docs/METHOD.md §6-9).
 
 All operate on pair features ``f_{i,s} = [v_i ; v_s ; g(m_i, H_s)]`` of shape ``[B, N, 2, F]``, extended with
 ``u_{i,s}``, the mask-pooled CLIP embedding of the pair's contact zone (see ``geometry.contact_region_masks``) when
@@ -77,8 +78,8 @@ class AlignmentHead(nn.Module):
     can satisfy InfoNCE by matching any instance of the named category (a second knife on the counter, a free
     object the narration mentions by mistake), so its per-hand argmax, the pseudo-label, follows appearance instead
     of contact. With the hand-relative evidence only (``u`` and ``g``), the narration still decides which pairs
-    score high, but only through how the hand meets the object. On validation (synthetic benchmark, seed 0, two
-    training seeds) pseudo-label E-mIoU rose from 28 to 33-36. Stage 2 keeps all features.
+    score high, but only through how the hand meets the object. "all" is the paper's setting; the choice and its
+    evidence are in docs/METHOD.md §7 and docs/RESULTS.md. Stage 2 keeps all features.
     """
 
     def __init__(

@@ -1,13 +1,14 @@
-"""Inference rule: from Stage 2 head outputs to at most one object per hand, class left / right / both (DESIGN §2.7).
+"""Inference rule: from Stage 2 head outputs to at most one object per hand, class left / right / both
+(docs/METHOD.md §10).
 
 Methods (``method``):
   * "wish": both heads. ``fusion="product"`` (default) uses the fused probability
     ``q_{i,s} = sqrt(sigmoid(c_{i,s}) * softmax_i(a_{i,s}))`` for both decisions: ``i* = argmax_i q`` and keep it if
     ``q_{i*,s} >= theta``. ``fusion="chain"`` is the paper's literal rule: ``i* = argmax_i a``, then a threshold on
-    ``sigmoid(c)``. The feasibility experiment found chaining lost to contactness alone (DESIGN §7). Thresholding
-    ``c`` alone after the product argmax made the matching head nearly idle (wish within 0.3 E-mIoU of
-    contactness-only); thresholding ``q`` lets both heads vote on "held or not" too (3 seeds, val-calibrated:
-    test E-mIoU +0.6 / +2.0 / -0.2 over the ``c`` threshold). Both rules are kept so the ablation can show it.
+    ``sigmoid(c)``. Chaining lets a matching head trained on noisy pseudo-labels pick the object on its own, and
+    thresholding ``c`` alone after the product argmax leaves the matching head nearly idle; thresholding ``q`` lets
+    both heads vote on "held or not" too (measurements in docs/RESULTS.md). Both rules are kept so the ablation can
+    show it.
   * "matching_only": ``i* = argmax_i a``, always kept.
   * "contactness_only": ``i* = argmax_i c``, kept if ``sigmoid(c) >= theta``.
 

@@ -1,4 +1,4 @@
-"""Losses of both stages (DESIGN §2.4, §2.6), batched and free of per-sample Python loops.
+"""Losses of both stages (docs/METHOD.md §7, §9), batched and free of per-sample Python loops.
 
 Masked maxima use a large negative FINITE fill (``NEG``), never -inf, so a frame with no valid proposal, no hand or
 no phrase yields finite numbers; such frames are then excluded from the loss through explicit validity masks. Every
@@ -49,7 +49,7 @@ def image_narration_scores(
     phrase_valid: torch.Tensor,
     temperature: float,
 ):
-    """``S[a, b] = mean_{valid j of b} max_{valid i, present s of a} s_{i,j,s}`` (DESIGN §2.4).
+    """``S[a, b] = mean_{valid j of b} max_{valid i, present s of a} s_{i,j,s}`` (docs/METHOD.md §7).
 
     Args:
         w: ``[B, N, 2, E]`` pair embeddings; obj_valid ``[B, N]``; hand_present ``[B, 2]``.

@@ -1,14 +1,13 @@
-"""Stage 1 -> Stage 2 pseudo-labels under the one-object-per-hand prior (DESIGN §2.5), and threshold calibration.
+"""Stage 1 -> Stage 2 pseudo-labels under the one-object-per-hand prior, and threshold calibration (docs/METHOD.md §8).
 
 For each visible hand s the candidate is the best (object i, phrase j) by ``s_{i,j,s}``; it is accepted when its score
 clears a threshold calibrated on the VALIDATION split, otherwise the hand is "no contact".
 
-Both-hands rule (DESIGN §7, "both is the weak spot"). The ``max_{i,s}`` aggregation of Stage 1 lets one hand win a
-phrase, so for an object held by both hands the second hand's score often falls under the threshold. Rule: if hand s
-is accepted with object i*, and the other hand's OWN best object is also i*, the other hand is accepted too (i* becomes
-a "both" object) provided its score is at least ``threshold - both_margin``. The default ``both_margin = inf`` is the
-plain rule that helped in the feasibility experiment (37.6 -> 40.7 E-mIoU): agreement on the argmax is the evidence, the
-score is not re-checked. A finite margin (e.g. 1.0 in units of cos/tau) makes the rule stricter.
+Both-hands rule. The ``max_{i,s}`` aggregation of Stage 1 lets one hand win a phrase, so for an object held by both
+hands the second hand's score often falls under the threshold. Rule: if hand s is accepted with object i*, and the
+other hand's OWN best object is also i*, the other hand is accepted too (i* becomes a "both" object) provided its score
+is at least ``threshold - both_margin``. The default ``both_margin = inf`` is the plain rule: agreement on the argmax is
+the evidence, the score is not re-checked. A finite margin (e.g. 1.0 in units of cos/tau) makes the rule stricter.
 """
 import math
 from dataclasses import dataclass
