@@ -1,4 +1,4 @@
-"""Class-agnostic mask proposal generators (DESIGN §2.1), registered in Detectron2's
+"""Class-agnostic mask proposal generators, registered in Detectron2's
 ``PROPOSAL_GENERATOR_REGISTRY``: ``PrecomputedMaskProposals``, ``SAMProposals``, ``GSAMProposals``.
 
 **Calling convention (differs from Detectron2's stock generators on purpose).** The WISH meta-architecture calls

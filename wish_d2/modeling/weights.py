@@ -1,0 +1,94 @@
+"""Where frozen-model weights come from: a local file, or an http(s) URL that Detectron2's ``PathManager`` (iopath)
+downloads once and caches (``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``), the same way ``MODEL.WEIGHTS``
+is resolved by ``DetectionCheckpointer``.
+
+Downloads never hang: every socket operation of a download times out after :data:`DOWNLOAD_TIMEOUT_S` seconds. In
+offline mode (``HF_HUB_OFFLINE=1`` or ``TRANSFORMERS_OFFLINE=1``, the switches the Hugging Face stack already
+honours) a URL that is not in the cache fails at once instead of trying the network. Every failure names the config
+key and its value, so the user knows which line of the config to fix.
+"""
+import contextlib
+import os
+import socket
+from urllib.parse import urlparse
+
+from detectron2.utils.file_io import PathManager
+
+__all__ = ["DOWNLOAD_TIMEOUT_S", "WeightsUnavailableError", "is_url", "offline_mode", "resolve_weights_file"]
+
+#: Seconds a download may wait on one socket operation (connect, or one read) before it fails.
+DOWNLOAD_TIMEOUT_S = 60.0
+
+_URL_PREFIXES = ("http://", "https://")
+_TRUE = {"1", "ON", "YES", "TRUE"}
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Weights named in the config could not be fetched (offline, unreachable, timed out, HTTP error)."""
+
+
+def is_url(value: str) -> bool:
+    return str(value).lower().startswith(_URL_PREFIXES)
+
+
+def offline_mode() -> bool:
+    """True when the user asked for no network: ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set, read now
+    (not at import time, so a process can switch it)."""
+    return any(os.environ.get(k, "").upper() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+@contextlib.contextmanager
+def socket_timeout(seconds: float):
+    """iopath downloads with ``urllib.request.urlretrieve``, which has no timeout argument and uses the socket
+    default; set that default for the duration of one download only."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def _iopath_cached_file(url: str) -> str:
+    """Where iopath's ``HTTPURLHandler`` caches ``url`` (its cache dir + the URL's path), so offline mode can use a
+    cached download without touching the network."""
+    from iopath.common.file_io import get_cache_dir
+
+    return os.path.join(get_cache_dir(), urlparse(url).path.lstrip("/"))
+
+
+def resolve_weights_file(value: str, key: str, hint: str = "") -> str:
+    """Local file for the weights ``value`` of config key ``key``: a local path (``~`` expanded) or an http(s) URL
+    downloaded and cached through Detectron2's ``PathManager``.
+
+    Raises:
+        FileNotFoundError: a local path that does not exist.
+        WeightsUnavailableError: a URL that cannot be fetched (offline and not cached, connection refused, timeout,
+            HTTP error).
+    """
+    value = str(value)
+    suffix = f" {hint}" if hint else ""
+    if not is_url(value):
+        path = os.path.expanduser(value)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{key}: weights file not found: {path}.{suffix}")
+        return path
+    if offline_mode():
+        cached = _iopath_cached_file(value)
+        if os.path.isfile(cached):
+            return cached
+        raise WeightsUnavailableError(
+            f"{key}={value!r}: offline mode (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) and not in the download cache "
+            f"({cached}). Download it once with network access, or set {key} to a local file.{suffix}"
+        )
+    try:
+        with socket_timeout(DOWNLOAD_TIMEOUT_S):
+            path = PathManager.get_local_path(value)
+    except (OSError, ValueError) as e:  # URLError, HTTPError, socket.timeout, refused connections are all OSError
+        raise WeightsUnavailableError(
+            f"{key}={value!r}: download failed ({type(e).__name__}: {e}). Check the URL and the network, or set "
+            f"{key} to a local file.{suffix}"
+        ) from e
+    if not os.path.isfile(path):
+        raise WeightsUnavailableError(f"{key}={value!r}: download gave no file ({path}).{suffix}")
+    return path
