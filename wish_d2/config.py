@@ -1,4 +1,7 @@
-"""The one config function of the plugin: ``add_wish_config(cfg)``. Every default carries a comment."""
+"""The one config function of the plugin: ``add_wish_config(cfg)``. Every default carries a comment.
+
+Allowed values are checked by :func:`wish_d2.config_validation.validate_wish_config` when a model or trainer is built.
+"""
 from detectron2.config import CfgNode as CN
 
 
@@ -8,7 +11,7 @@ def add_wish_config(cfg: CN) -> None:
     W = cfg.MODEL.WISH
     W.STAGE = "all"  # what trains: "stage1" alignment, "stage2" contact+matching heads, "all" = both + pseudo-labels + eval
     W.SUPERVISION = "pseudo"  # Stage 2 targets: "pseudo" (WISH) or "gt" (fully supervised upper bound)
-    W.METHOD = "wish"  # inference rule: wish | matching_only | contactness_only | nearest_to_hand | clip_zero_shot
+    W.METHOD = "wish"  # inference rule, one of modeling.roi_heads.METHODS (wish, matching_only, ...)
     W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)
     W.USE_GEOMETRY = True  # ablation switch: False drops g(m, H) from pair features (visual only)
     W.USE_CONTACT_REGION = True  # add the CLIP embedding of each pair's contact zone (m ∩ dil H) ∪ (H ∩ dil m)
@@ -53,9 +56,13 @@ def add_wish_config(cfg: CN) -> None:
     W.ADAPTER.EMBED_DIM = 128  # joint embedding width of Stage 1
     W.ADAPTER.DROPOUT = 0.1  # dropout inside the adapters and heads
 
+    # Per-stage solver: the pipeline derives SOLVER.MAX_ITER, BASE_LR, IMS_PER_BATCH, STEPS (one LR drop at 80 %),
+    # WARMUP_ITERS (at most a tenth of the stage) and CHECKPOINT_PERIOD of each stage from these sections and logs
+    # them (wish_d2.engine.pipeline.stage_solver); SOLVER.* values of those keys in a config are replaced, with a
+    # warning. SOLVER.OPTIMIZER, WEIGHT_DECAY and WARMUP_ITERS (as the cap's upper bound) apply to both stages.
     W.STAGE1 = CN()
     W.STAGE1.TEMPERATURE = 0.07  # tau of s_{i,j,s} = cos(w, p) / tau
-    W.STAGE1.MAX_ITER = 2000  # iterations of Stage 1 when STAGE is "all" (600 left pseudo-labels undertrained on val)
+    W.STAGE1.MAX_ITER = 2000  # iterations of Stage 1 (SOLVER.MAX_ITER of the stage1 run)
     W.STAGE1.BASE_LR = 1e-3  # AdamW learning rate of Stage 1
     W.STAGE1.IMS_PER_BATCH = 32  # images (= narrations) per InfoNCE batch
     W.STAGE1.PAIR_VISUAL = "contact"  # Stage 1 visual features: "contact" zone only, or "all" (+ object, hand)
@@ -66,7 +73,7 @@ def add_wish_config(cfg: CN) -> None:
     W.PSEUDO.FILE = ""  # pseudo-label json to train Stage 2 on; "" = OUTPUT_DIR/pseudo_labels.json
 
     W.STAGE2 = CN()
-    W.STAGE2.MAX_ITER = 1000  # iterations of Stage 2 when STAGE is "all" (val: 600 undertrained, 3000 no better)
+    W.STAGE2.MAX_ITER = 1000  # iterations of Stage 2 (SOLVER.MAX_ITER of the stage2 run)
     W.STAGE2.BASE_LR = 3e-3  # AdamW learning rate of Stage 2
     W.STAGE2.IMS_PER_BATCH = 32  # images per Stage 2 batch
     W.STAGE2.MATCH_NULL = True  # matching softmax over objects + "no object"; hands without a target train it too
@@ -92,6 +99,6 @@ def add_wish_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC = CN()
     cfg.DATASETS.SYNTHETIC.SEED = 0  # seed of the embedded synthetic benchmark
     cfg.DATASETS.SYNTHETIC.NUM_TRAIN = 1500  # frames in wish_synth_train
-    cfg.DATASETS.SYNTHETIC.NUM_VAL = 600  # frames in wish_synth_val (300 left the calibrated thresholds noisy)
+    cfg.DATASETS.SYNTHETIC.NUM_VAL = 600  # frames in wish_synth_val; the two thresholds are calibrated on it
     cfg.DATASETS.SYNTHETIC.NUM_TEST = 1000  # frames in wish_synth_test
     cfg.DATASETS.SYNTHETIC.IMAGE_SIZE = (160, 160)  # (H, W) of synthetic frames
