@@ -6,54 +6,73 @@
     python tools/train_net.py --config-file configs/wish_epic.yaml --num-gpus 8
 
 ``MODEL.WISH.STAGE all`` runs Stage 1, pseudo-labelling, Stage 2, calibration and evaluation in one command;
-``1`` or ``2`` runs one stage (``2`` reads ``MODEL.WISH.PSEUDO.FILE``).
+``stage1`` or ``stage2`` runs one stage (``stage2`` reads ``MODEL.WISH.PSEUDO.FILE``).
+
+``--eval-only`` refuses an empty or missing ``MODEL.WEIGHTS`` and weights that match the WISH heads only partly
+(``--allow-partial-weights`` evaluates them anyway). Invalid config values stop the run before any work, with
+exit status 2.
 """
 import logging
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import wish_d2  # noqa: F401  registers WISH and installs Detectron2 compat shims
+from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.modeling import build_model
+from detectron2.utils import comm
+from detectron2.utils.logger import setup_logger
 
-import wish_d2  # noqa: E402  registers WISH and installs Detectron2 compat shims
-from detectron2.checkpoint import DetectionCheckpointer  # noqa: E402
-from detectron2.config import get_cfg  # noqa: E402
-from detectron2.engine import default_argument_parser, default_setup, launch  # noqa: E402
-from detectron2.utils import comm  # noqa: E402
-from detectron2.utils.logger import setup_logger  # noqa: E402
-
-from wish_d2 import add_wish_config  # noqa: E402
-from wish_d2.data.builtin import register_synthetic_from_cfg  # noqa: E402
-from wish_d2.engine import WISHTrainer, run_pipeline  # noqa: E402
-from wish_d2.utils.atomic import write_json  # noqa: E402
+from wish_d2.config_validation import ConfigError
+from wish_d2.engine import WISHTrainer, run_pipeline
+from wish_d2.engine.checkpoint import WeightsError, load_eval_weights
+from wish_d2.engine.setup import setup_cfg
+from wish_d2.utils.atomic import write_json
 
 logger = logging.getLogger("wish_d2")
 
 
 def setup(args):
-    cfg = get_cfg()
-    add_wish_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
+    cfg = setup_cfg(args)
     default_setup(cfg, args)
     setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="wish_d2")
-    register_synthetic_from_cfg(cfg)
     return cfg
+
+
+def eval_only(cfg, args):
+    """Evaluate ``MODEL.WEIGHTS`` (or, with ``--resume``, the last checkpoint in OUTPUT_DIR) on DATASETS.TEST."""
+    from detectron2.checkpoint import DetectionCheckpointer
+
+    model = build_model(cfg)
+    weights = cfg.MODEL.WEIGHTS
+    last = DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR)
+    if args.resume and last.has_checkpoint():
+        weights = last.get_checkpoint_file()
+    load_eval_weights(model, weights, allow_partial=args.allow_partial_weights, save_dir=cfg.OUTPUT_DIR)
+    results = WISHTrainer.test(cfg, model)
+    if comm.is_main_process():
+        write_json(results, os.path.join(cfg.OUTPUT_DIR, "metrics_eval_only.json"))
+    return results
 
 
 def main(args):
     cfg = setup(args)
     if args.eval_only:
-        model = WISHTrainer.build_model(cfg)
-        DetectionCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(cfg.MODEL.WEIGHTS, resume=args.resume)
-        results = WISHTrainer.test(cfg, model)
-        if comm.is_main_process():
-            write_json(results, os.path.join(cfg.OUTPUT_DIR, "metrics_eval_only.json"))
-        return results
+        return eval_only(cfg, args)
     return run_pipeline(cfg, resume=args.resume)
 
 
+def argument_parser():
+    parser = default_argument_parser()
+    parser.add_argument("--allow-partial-weights", action="store_true",
+                        help="with --eval-only, evaluate weights that match the WISH heads only partly")
+    return parser
+
+
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    args = argument_parser().parse_args()
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except (ConfigError, WeightsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

@@ -4,11 +4,16 @@ import os
 import torch
 from detectron2.engine import DefaultTrainer
 
+from ..config_validation import OPTIMIZERS, validate_wish_config
 from ..evaluation.inhand_evaluator import InHandEvaluator
 from .data import build_cached_test_loader, build_cached_train_loader, dataset_dicts, load_pseudo_labels
 
 
 class WISHTrainer(DefaultTrainer):
+    def __init__(self, cfg):
+        validate_wish_config(cfg)  # before the model, the loaders or any feature extraction
+        super().__init__(cfg)
+
     @classmethod
     def build_train_loader(cls, cfg):
         w = cfg.MODEL.WISH
@@ -45,4 +50,4 @@ class WISHTrainer(DefaultTrainer):
         if cfg.SOLVER.OPTIMIZER == "SGD":
             return torch.optim.SGD(params, lr=cfg.SOLVER.BASE_LR, momentum=cfg.SOLVER.MOMENTUM,
                                    weight_decay=cfg.SOLVER.WEIGHT_DECAY)
-        raise ValueError(f"SOLVER.OPTIMIZER={cfg.SOLVER.OPTIMIZER!r} is not 'AdamW' or 'SGD'")
+        raise ValueError(f"SOLVER.OPTIMIZER={cfg.SOLVER.OPTIMIZER!r} is not one of {OPTIMIZERS}")

@@ -16,6 +16,7 @@ from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import BitMasks, Instances
 from torch import nn
 
+from ..config_validation import validate_wish_config
 from ..data.common import SIDES
 from ..registry import CLIP_ENCODER_REGISTRY
 from ..utils.masks import decode_rles, encode_rle, segmentation_to_mask
@@ -58,6 +59,7 @@ class WISH(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
+        validate_wish_config(cfg)  # fail before the frozen models load or any feature is extracted
         w = cfg.MODEL.WISH
         clip = CLIP_ENCODER_REGISTRY.get(w.CLIP.ENCODER)(cfg)
         return {
@@ -141,7 +143,10 @@ class WISH(nn.Module):
         return self.clip.encode_text([self.zero_shot_prompt.format(side=s) for s in SIDES]).float().cpu()
 
     # ---- trainable part ------------------------------------------------------------------------------------
-    def forward(self, batched_inputs: List[Dict]):
+    def forward(self, batched_inputs: List[Dict], method: Optional[str] = None,
+                contact_threshold: Optional[float] = None):
+        """Training: losses. Inference: instances by ``method`` (default ``MODEL.WISH.METHOD``) under
+        ``contact_threshold`` (default: the calibrated one), see :meth:`WISHROIHeads.inference`."""
         records = self._records(batched_inputs)
         batch = collate_records(records, [self._texts_of(x) for x in batched_inputs], self.device)
         if "zero_shot" not in batch:
@@ -150,7 +155,7 @@ class WISH(nn.Module):
             targets = torch.stack([x["wish_targets"] for x in batched_inputs]).to(self.device) \
                 if all("wish_targets" in x for x in batched_inputs) else None
             return self.roi_heads(batch, targets)
-        selections = self.roi_heads(batch)
+        selections = self.roi_heads.inference(batch, method, contact_threshold)
         return [{"instances": selections_to_instances(sel, rec)} for sel, rec in zip(selections, records)]
 
     def pseudo_label(self, batched_inputs: List[Dict]):

@@ -21,6 +21,8 @@ from .losses import (contact_loss, image_narration_scores, image_narration_valid
 from .pseudo_labels import assign_pseudo_labels
 
 METHODS = ("wish", "matching_only", "contactness_only", "nearest_to_hand", "clip_zero_shot")
+# Contactness threshold of a model whose threshold was never calibrated (buffer < 0): even odds of contact.
+UNCALIBRATED_CONTACT_THRESHOLD = 0.5
 
 
 @ROI_HEADS_REGISTRY.register()
@@ -163,7 +165,7 @@ class WISHROIHeads(nn.Module):
         rule = self.selection_rule(method)
         contact_logits, match_logits = self.scores(batch, method)
         theta = float(self.contact_threshold if contact_threshold is None else contact_threshold)
-        theta = 0.5 if theta < 0 else theta
+        theta = UNCALIBRATED_CONTACT_THRESHOLD if theta < 0 else theta
         return [select_in_hand(contact_logits[b], match_logits[b], batch["obj_valid"][b], batch["hand_present"][b],
                                contact_threshold=theta, **rule) for b in range(len(contact_logits))]
 

@@ -1,0 +1,38 @@
+"""One setup for every tool: config from the command line, validated, and the datasets it names registered."""
+import logging
+
+from detectron2.config import get_cfg
+
+from ..config import add_wish_config
+from ..config_validation import validate_wish_config
+
+logger = logging.getLogger(__name__)
+
+
+def build_cfg(config_file: str = "", opts=(), freeze: bool = True):
+    """Detectron2's default config + ``MODEL.WISH`` + ``config_file`` + ``KEY VALUE`` overrides, validated."""
+    cfg = get_cfg()
+    add_wish_config(cfg)
+    if config_file:
+        cfg.merge_from_file(config_file)
+    cfg.merge_from_list(list(opts))
+    validate_wish_config(cfg)
+    if freeze:
+        cfg.freeze()
+    return cfg
+
+
+def register_from_cfg(cfg) -> None:
+    """Register what the config names. Real datasets register on ``import wish_d2``; the synthetic splits depend
+    on ``DATASETS.SYNTHETIC`` (seed, sizes), so they are (re-)registered here. Nothing is generated until a split
+    is read."""
+    from ..data.builtin import register_synthetic_from_cfg
+
+    register_synthetic_from_cfg(cfg)
+
+
+def setup_cfg(args, freeze: bool = True):
+    """``args.config_file`` + ``args.opts`` -> a validated config, with its datasets registered."""
+    cfg = build_cfg(args.config_file, getattr(args, "opts", None) or [], freeze=freeze)
+    register_from_cfg(cfg)
+    return cfg
