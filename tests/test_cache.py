@@ -1,6 +1,7 @@
 """The feature cache (wish_d2/cache): key invalidation, atomic shards, resume, rebuild of bad shards.
 
-Cached == online features is tested in test_model_wish.py; the speed and memory figures live in
+Damage to a completed cache is covered by test_cache_integrity.py, storage dtypes and size per frame by
+test_cache_storage.py; cached == online features by test_model_wish.py; speed and memory figures live in
 tools/benchmark.py (no timing assertions here)."""
 import functools
 import os
@@ -129,6 +130,7 @@ FEATURE_FIELDS = [
     ("MODEL.WISH.HANDS.DETECTOR_CONFIG", "/nonexistent/hands.yaml"),
     ("MODEL.WISH.HANDS.DETECTOR_WEIGHTS", "/nonexistent/hands.pth"),
     ("MODEL.WISH.HANDS.DILATION", "0.08"),
+    ("MODEL.WISH.CACHE.DTYPE", "float16"),  # stored embeddings differ
 ]
 
 UNRELATED_FIELDS = [
@@ -195,7 +197,8 @@ def test_extract_writes_shards_then_index(complete):
     cfg, cache = complete
     dicts = dataset_dicts(NAME)
     names = sorted(os.listdir(cache.dir))
-    assert names == ["index.json", "shard_00000.pt", "shard_00001.pt", "shard_00002.pt", "texts.pt"]
+    assert names == ["index.json", "shard_00000.json", "shard_00000.pt", "shard_00001.json", "shard_00001.pt",
+                     "shard_00002.json", "shard_00002.pt", "texts.json", "texts.pt"]
     _assert_valid(cache, dicts)
     assert [len(torch.load(cache.shard_path(k), weights_only=True)["records"]) for k in range(3)] == [4, 4, 2]
 

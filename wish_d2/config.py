@@ -91,6 +91,7 @@ def add_wish_config(cfg: CN) -> None:
     W.CACHE = CN()
     W.CACHE.DIR = ""  # feature cache root; "" = OUTPUT_DIR/cache
     W.CACHE.SHARD_SIZE = 256  # images per cache shard
+    W.CACHE.DTYPE = "float32"  # storage of cached embeddings: "float32" (exact), "float16" or "int8" (smaller)
     W.CACHE.ENABLED = True  # train from cached features; False runs the frozen models online every step
 
     cfg.SOLVER.OPTIMIZER = "AdamW"  # "AdamW" for the small adapters/heads, or "SGD" (Detectron2's default)

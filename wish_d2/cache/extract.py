@@ -1,6 +1,7 @@
 """Fill a :class:`FeatureCache` by running WISH's frozen part (proposals, hands, mask-pooled CLIP, geometry)
 once per frame. Shards are split across ranks with Detectron2's ``comm``, so ``launch`` with N GPUs or N
-machines divides the work; finished shards are skipped, so an interrupted extraction resumes."""
+machines divides the work. Shards that prove complete (sidecar, size, checksum, records) are kept, so an
+interrupted extraction resumes; missing or damaged ones are rebuilt, and the index is written last."""
 import hashlib
 import logging
 import os
@@ -48,21 +49,31 @@ def feature_cache_key(cfg, dataset_name: str, dicts: List[Dict], proposals_file:
                       w.SEGMENTER.TEXT_THRESHOLD, cfg.INPUT.FORMAT],
         "hands": [w.HANDS.SOURCE, w.HANDS.SIDE_HEURISTIC, _file_stamp(w.HANDS.PRECOMPUTED_FILE),
                   _file_stamp(w.HANDS.DETECTOR_CONFIG), _file_stamp(w.HANDS.DETECTOR_WEIGHTS), w.HANDS.DILATION],
+        "storage": w.CACHE.DTYPE,
     })
 
 
 @torch.no_grad()
 def extract_dataset_features(model, dicts: List[Dict], mapper, cache: FeatureCache, batch_size: int = 8,
-                             desc: str = "extract") -> FeatureCache:
-    """Run ``model.extract`` over ``dicts`` into ``cache``; returns the cache once complete on all ranks."""
-    if cache.is_complete():
+                             desc: str = "extract", full_check: bool = False) -> FeatureCache:
+    """Run ``model.extract`` over ``dicts`` into ``cache``; returns the cache once complete on all ranks.
+
+    A complete cache is accepted after the cheap check (file sizes), or with ``full_check`` after reading every
+    file (checksums and records: what ``tools/extract_features.py`` does, so it repairs any damage)."""
+    if cache.is_complete(full=full_check):
         return cache
+    comm.synchronize()
+    if comm.is_main_process():
+        cache.invalidate()
+    comm.synchronize()
     was_training = model.training
     model.eval()
     rank, world = comm.get_rank(), comm.get_world_size()
     ids = [str(d["image_id"]) for d in dicts]
     todo = [k for k in range(cache.num_shards(len(dicts))) if k % world == rank]
-    todo = [k for k in todo if not cache.shard_is_complete(k, ids[k * cache.shard_size:(k + 1) * cache.shard_size])]
+    todo = [k for k in tqdm(todo, desc=f"{desc}: check shards", unit="shard", leave=False,
+                            disable=len(todo) < 2 or not comm.is_main_process())
+            if not cache.shard_is_complete(k, ids[k * cache.shard_size:(k + 1) * cache.shard_size])]
     n_images = sum(len(dicts[k * cache.shard_size:(k + 1) * cache.shard_size]) for k in todo)
     if n_images:
         logger.info(f"Extracting features of {n_images} images into {cache.dir} (rank {rank}/{world})")

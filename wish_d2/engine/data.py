@@ -53,19 +53,23 @@ def cache_root(cfg) -> str:
 def feature_cache_for(cfg, name: str, dicts: Optional[List[Dict]] = None) -> FeatureCache:
     dicts = dataset_dicts(name) if dicts is None else dicts
     key = feature_cache_key(cfg, name, dicts, MetadataCatalog.get(name).get("proposals_file", ""))
-    return FeatureCache(cache_root(cfg), name, key, cfg.MODEL.WISH.CACHE.SHARD_SIZE, max_open_shards=SHARDS_IN_MEMORY)
+    return FeatureCache(cache_root(cfg), name, key, cfg.MODEL.WISH.CACHE.SHARD_SIZE, max_open_shards=SHARDS_IN_MEMORY,
+                        dtype=cfg.MODEL.WISH.CACHE.DTYPE)
 
 
-def ensure_feature_cache(cfg, name: str, model=None, dicts: Optional[List[Dict]] = None) -> FeatureCache:
-    """The dataset's feature cache, extracted first if missing or incomplete (resuming finished shards)."""
+def ensure_feature_cache(cfg, name: str, model=None, dicts: Optional[List[Dict]] = None,
+                         full_check: bool = False) -> FeatureCache:
+    """The dataset's feature cache, extracted first if missing or incomplete (resuming finished shards).
+    ``full_check`` reads every cache file (checksums, records) instead of comparing sizes, and rebuilds damage."""
     dicts = dataset_dicts(name) if dicts is None else dicts
     cache = feature_cache_for(cfg, name, dicts)
-    if not cache.is_complete():
+    if not cache.is_complete(full=full_check):
         if model is None:
             from detectron2.modeling import build_model
 
             model = build_model(cfg)
-        extract_dataset_features(model, dicts, WISHOnlineMapper(is_train=False), cache, desc=f"features {name}")
+        extract_dataset_features(model, dicts, WISHOnlineMapper(is_train=False), cache, desc=f"features {name}",
+                                 full_check=full_check)
     return cache
 
 

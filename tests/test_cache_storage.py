@@ -1,0 +1,72 @@
+"""Storage dtypes of cached embeddings (wish_d2/cache/codec.py) and the cache's size per frame at real scale."""
+import pytest
+import torch
+
+from wish_d2.cache.codec import DTYPES, check_dtype, decode_record, encode_record
+from wish_d2.cache.footprint import shard_kb_per_frame, synthetic_records
+from wish_d2.cache.store import FeatureCache
+
+# dtype -> the largest error allowed, relative to the largest magnitude of the vector
+TOLERANCE = {"float32": 0.0, "float16": 2.0 ** -11, "int8": 1.0 / 254}
+
+
+def _shard_roundtrip(tmp_path, records, dtype):
+    cache = FeatureCache(str(tmp_path), "d", "k", shard_size=len(records), dtype=dtype)
+    cache.write_shard(0, records)
+    cache.write_texts([], torch.zeros(0, 2, 4), torch.zeros(2, 4))
+    cache.finalize([r["image_id"] for r in records])
+    index = cache.load_index()
+    return [cache.record(*index[r["image_id"]]) for r in records]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_records_read_back_as_float32_within_the_dtype_error(tmp_path, dtype):
+    records = synthetic_records(2, num_proposals=5, dim=16, height=40, width=60)
+    records[0]["v"][0] *= 1000.0  # a large vector: the bound is relative to each vector's own scale
+    records[1]["v_contact"][1, 0] = 0.0  # an all-zero vector stays exactly zero
+    back = _shard_roundtrip(tmp_path, records, dtype)
+    for rec, got in zip(records, back):
+        for field in ("v", "v_contact", "v_hands"):
+            assert got[field].dtype == torch.float32 and got[field].shape == rec[field].shape
+            bound = TOLERANCE[dtype] * rec[field].abs().amax(dim=-1, keepdim=True)
+            assert ((got[field] - rec[field]).abs() <= bound).all(), field
+        assert torch.equal(got["geom"], rec["geom"]) and got["proposal_rles"] == rec["proposal_rles"]
+    assert (back[1]["v_contact"][1, 0] == 0).all()
+    if dtype == "float32":
+        assert all(torch.equal(g["v"], r["v"]) for g, r in zip(back, records))  # exact: the default is lossless
+    else:
+        assert not torch.equal(back[0]["v"], records[0]["v"])  # really stored smaller
+
+
+def test_float16_overflow_is_refused_with_the_way_out(tmp_path):
+    records = synthetic_records(1, num_proposals=2, dim=4, height=20, width=20)
+    records[0]["v_hands"][0, 0] = 1e6  # beyond float16's range
+    cache = FeatureCache(str(tmp_path), "d", "k", dtype="float16")
+    with pytest.raises(ValueError, match="'v_hands'.*float16.*DTYPE float32"):
+        cache.write_shard(0, records)
+    FeatureCache(str(tmp_path), "d", "k", dtype="float32").write_shard(0, records)
+
+
+def test_unknown_dtype_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="CACHE.DTYPE must be one of float32, float16, int8"):
+        check_dtype("bfloat8")
+    with pytest.raises(ValueError, match="CACHE.DTYPE"):
+        FeatureCache(str(tmp_path), "d", "k", dtype="half")
+
+
+def test_stored_embeddings_are_compact_copies():
+    """A slice of a larger tensor (as WISH.extract pools all masks at once) must not drag its whole storage along."""
+    pooled = torch.randn(10, 8)
+    stored = encode_record({"v": pooled[:2], "v_hands": pooled[2:4], "v_contact": pooled[4:8].reshape(2, 2, 8)},
+                           "float32")
+    assert all(t.untyped_storage().nbytes() == t.numel() * 4 for t in stored.values())
+    assert torch.equal(decode_record(stored)["v"], pooled[:2])
+
+
+def test_cache_size_per_frame_n64_vitb16():
+    """N=64 proposals, ViT-B/16 (D=512), 1080p RLE masks: float16 halves the float32 shard; int8 meets 200 KB."""
+    records = synthetic_records(4, num_proposals=64, dim=512)
+    kb = {dtype: shard_kb_per_frame(records, dtype) for dtype in DTYPES}
+    assert kb["float32"] > 1.8 * kb["float16"] - 40  # the embeddings halve; RLEs and geometry stay
+    assert kb["float16"] < 0.6 * kb["float32"]
+    assert kb["int8"] <= 200
