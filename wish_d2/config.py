@@ -19,7 +19,7 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP = CN()
     W.CLIP.ENCODER = "OpenCLIPEncoder"  # CLIP_ENCODER_REGISTRY entry
     W.CLIP.MODEL_NAME = "WISH-Tiny-ViT"  # open_clip architecture; "ViT-B-16" for real data
-    W.CLIP.PRETRAINED = ""  # local open_clip checkpoint file; "" = random init (embedded default and tests only)
+    W.CLIP.PRETRAINED = ""  # open_clip tag ("openai", "laion2b_s34b_b88k"), URL or local file; "" = seeded random init (tests)
     W.CLIP.INIT_SEED = 0  # seed of the random init when PRETRAINED is "", so features are reproducible
     W.CLIP.PROMPT = "{noun} in contact with the {side} hand"  # Stage 1 text template per noun phrase and side
     W.CLIP.ZERO_SHOT_PROMPT = "an object held in the {side} hand"  # CLIP zero-shot baseline prompt
@@ -28,13 +28,13 @@ def add_wish_config(cfg: CN) -> None:
     W.SEGMENTER = CN()
     W.SEGMENTER.NAME = "SAM"  # SEGMENTER_REGISTRY entry used by online proposal generators: SAM | GSAM
     W.SEGMENTER.SAM_TYPE = "vit_b"  # vit_b | vit_l | vit_h (segment_anything) or tiny (tests)
-    W.SEGMENTER.SAM_CHECKPOINT = ""  # local sam_vit_*.pth; "" = random init (tests only)
+    W.SEGMENTER.SAM_CHECKPOINT = ""  # sam_vit_*.pth local path or http(s) URL; "" = random init (tests only)
     W.SEGMENTER.POINTS_PER_SIDE = 32  # SAM automatic mask generator grid density
     W.SEGMENTER.PRED_IOU_THRESH = 0.88  # SAM automatic mask generator quality filter
     W.SEGMENTER.STABILITY_SCORE_THRESH = 0.95  # SAM automatic mask generator stability filter (0 for random SAM)
     W.SEGMENTER.POINTS_PER_BATCH = 64  # SAM prompts decoded per batch (memory vs speed)
     W.SEGMENTER.BOX_NMS_THRESH = 0.7  # class-agnostic NMS between proposals of one image
-    W.SEGMENTER.GDINO_PATH = ""  # local transformers Grounding DINO folder (GSAM only)
+    W.SEGMENTER.GDINO_PATH = ""  # Grounding DINO: local transformers folder or Hugging Face repo id (GSAM only)
     W.SEGMENTER.BOX_THRESHOLD = 0.25  # Grounding DINO box score threshold (GSAM only)
     W.SEGMENTER.TEXT_THRESHOLD = 0.25  # Grounding DINO phrase threshold (GSAM only)
 
@@ -48,7 +48,9 @@ def add_wish_config(cfg: CN) -> None:
     W.HANDS.SIDE_HEURISTIC = True  # side-less hands get a side from the vertical split (centroid x < W/2 = left)
     W.HANDS.PRECOMPUTED_FILE = ""  # json of hand masks for the "precomputed" source
     W.HANDS.DETECTOR_CONFIG = ""  # Detectron2 config of a hand detector for the "detector" source
-    W.HANDS.DETECTOR_WEIGHTS = ""  # its weights
+    W.HANDS.DETECTOR_WEIGHTS = ""  # its weights: local path or http(s) URL (cached by Detectron2's PathManager)
+    W.HANDS.DETECTOR_CLASSES = ["hand"]  # detector classes by index: left/right keep their side, hand gets one, others ignored
+    W.HANDS.DETECTOR_SCORE_THRESH = 0.5  # detections below this score are not hands
     W.HANDS.DILATION = 0.04  # hand dilation for geometry features, as a fraction of the image diagonal
 
     W.ADAPTER = CN()

@@ -7,7 +7,7 @@ Every source returns, per image, ``hand_masks`` (bool ``[2, H, W]``, order left,
 import json
 import logging
 import os
-from typing import Dict, List, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from ..data.hand_side import side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import decode_rle
 from .proposal_generators import image_hw, image_to_rgb_numpy
+from .weights import resolve_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -83,35 +84,61 @@ class PrecomputedHands(DatasetHands):
 
 class DetectorHands(DatasetHands):
     """Hands from a Detectron2 instance-segmentation model (config + weights), e.g. a Mask R-CNN trained on
-    EgoHOS hands. Classes named ``left``/``right`` in its metadata keep their side; others use the heuristic."""
+    EgoHOS hands, run through Detectron2's ``DefaultPredictor`` (its own resizing and ``INPUT.FORMAT``).
 
-    def __init__(self, config_file: str, weights: str, side_heuristic: bool = True, score_thresh: float = 0.5):
+    ``class_names`` names the detector's classes by index (``MODEL.WISH.HANDS.DETECTOR_CLASSES``, as many as its
+    ``MODEL.ROI_HEADS.NUM_CLASSES``): a ``left`` or ``right`` class keeps its side, a ``hand`` class gets one from
+    the heuristic, any other class (e.g. the ``object`` class of a hand-object detector) is not a hand.
+    """
+
+    HAND = "hand"
+
+    def __init__(self, config_file: str, weights: str, class_names: Sequence[str] = ("hand",),
+                 side_heuristic: bool = True, score_thresh: float = 0.5, device: str = "cpu"):
         super().__init__(side_heuristic)
         from detectron2.config import get_cfg
         from detectron2.engine import DefaultPredictor
 
-        for what, path in (("config", config_file), ("weights", weights)):
-            if not os.path.isfile(path):
-                raise FileNotFoundError(f"Hand detector {what} not found: {path} (MODEL.WISH.HANDS.DETECTOR_*)")
+        if not os.path.isfile(config_file):
+            raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
+        weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS") if weights else ""
+        if not weights:
+            raise ValueError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs trained weights")
         cfg = get_cfg()
         cfg.merge_from_file(config_file)
+        self.class_names = [str(c).lower() for c in class_names]
+        num_classes = int(cfg.MODEL.ROI_HEADS.NUM_CLASSES)
+        if len(self.class_names) != num_classes:
+            raise ValueError(
+                f"MODEL.WISH.HANDS.DETECTOR_CLASSES={list(class_names)} names {len(self.class_names)} classes, but the "
+                f"detector {config_file} has MODEL.ROI_HEADS.NUM_CLASSES={num_classes}"
+            )
+        if not any(c in SIDES or c == self.HAND for c in self.class_names):
+            raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_CLASSES={list(class_names)} has no 'left', 'right' or 'hand'")
         cfg.MODEL.WEIGHTS = weights
+        cfg.MODEL.DEVICE = device
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh  # INPUT.FORMAT stays the detector's own
-        self.class_names = list(getattr(cfg.DATASETS, "HAND_CLASSES", [])) or ["hand"]
         self.predictor = DefaultPredictor(cfg)
+
+    def detect(self, image_rgb: np.ndarray) -> List[Dict]:
+        """Hand dicts (``segmentation`` bool ``[H, W]``, ``side`` or None) of one RGB frame."""
+        # DefaultPredictor takes BGR and converts it to whatever the detector's INPUT.FORMAT says
+        bgr = np.ascontiguousarray(image_rgb[:, :, ::-1])
+        inst = self.predictor(bgr)["instances"].to("cpu")
+        hands = []
+        for mask, cls in zip(inst.pred_masks, inst.pred_classes.tolist()):
+            name = self.class_names[cls]
+            if name in SIDES:
+                hands.append({"segmentation": mask.bool(), "side": name})
+            elif name == self.HAND:
+                hands.append({"segmentation": mask.bool(), "side": None})
+        return hands
 
     def __call__(self, batched_inputs):
         out = []
         for x in batched_inputs:
             h, w = image_hw(x)
-            # DefaultPredictor takes BGR and converts it to whatever the detector's INPUT.FORMAT says
-            bgr = np.ascontiguousarray(image_to_rgb_numpy(x["image"])[:, :, ::-1])
-            inst = self.predictor(bgr)["instances"].to("cpu")
-            hands = []
-            for mask, cls in zip(inst.pred_masks, inst.pred_classes.tolist()):
-                name = self.class_names[cls] if cls < len(self.class_names) else "hand"
-                hands.append({"segmentation": mask, "side": name if name in SIDES else None})
-            out.append(hands_to_tensors(hands, h, w, self.side_heuristic))
+            out.append(hands_to_tensors(self.detect(image_to_rgb_numpy(x["image"])), h, w, self.side_heuristic))
         return out
 
 
@@ -129,7 +156,8 @@ def precomputed(cfg):
 @HAND_SOURCE_REGISTRY.register()
 def detector(cfg):
     h = cfg.MODEL.WISH.HANDS
-    return DetectorHands(h.DETECTOR_CONFIG, h.DETECTOR_WEIGHTS, h.SIDE_HEURISTIC)
+    return DetectorHands(h.DETECTOR_CONFIG, h.DETECTOR_WEIGHTS, h.DETECTOR_CLASSES, h.SIDE_HEURISTIC,
+                         h.DETECTOR_SCORE_THRESH, cfg.MODEL.DEVICE)
 
 
 def build_hand_source(cfg):

@@ -32,9 +32,15 @@ def is_url(value: str) -> bool:
 
 
 def offline_mode() -> bool:
-    """True when the user asked for no network: ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set, read now
-    (not at import time, so a process can switch it)."""
-    return any(os.environ.get(k, "").upper() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+    """True when the user asked for no network: ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set now, or was
+    set when ``huggingface_hub`` was imported (it reads them once, at import)."""
+    if any(os.environ.get(k, "").upper() in _TRUE for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")):
+        return True
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    return bool(constants.is_offline_mode())
 
 
 @contextlib.contextmanager
@@ -79,15 +85,14 @@ def resolve_weights_file(value: str, key: str, hint: str = "") -> str:
             return cached
         raise WeightsUnavailableError(
             f"{key}={value!r}: offline mode (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) and not in the download cache "
-            f"({cached}). Download it once with network access, or set {key} to a local file.{suffix}"
+            f"({cached}); download it once with network access.{suffix}"
         )
     try:
         with socket_timeout(DOWNLOAD_TIMEOUT_S):
             path = PathManager.get_local_path(value)
     except (OSError, ValueError) as e:  # URLError, HTTPError, socket.timeout, refused connections are all OSError
         raise WeightsUnavailableError(
-            f"{key}={value!r}: download failed ({type(e).__name__}: {e}). Check the URL and the network, or set "
-            f"{key} to a local file.{suffix}"
+            f"{key}={value!r}: download failed ({type(e).__name__}: {e}); check the URL and the network.{suffix}"
         ) from e
     if not os.path.isfile(path):
         raise WeightsUnavailableError(f"{key}={value!r}: download gave no file ({path}).{suffix}")

@@ -88,9 +88,9 @@ def load_grounding_dino(path: str):
         model = GroundingDinoForObjectDetection.from_pretrained(source, local_files_only=local)
         processor = AutoProcessor.from_pretrained(source, local_files_only=local)
     except (OSError, ValueError) as e:  # missing files, offline cache miss, unknown or private repo
-        what = "local folder" if local else "not a local folder; as a Hugging Face repo id it"
+        what = "the local folder did not load" if local else "not a local folder, and as a Hugging Face repo id it failed"
         raise RuntimeError(
-            f"{_KEY}={path!r} ({what}) did not load Grounding DINO: {type(e).__name__}: {e}. {GDINO_HINT}"
+            f"{_KEY}={path!r}: {what}: {type(e).__name__}: {str(e).strip().rstrip('.')}. {GDINO_HINT}"
         ) from e
     if not local:
         logger.info("Loaded Grounding DINO %s from the Hugging Face cache", path)
