@@ -35,18 +35,19 @@ everything else; a non-empty DIR without that list was not written by the demo a
 
 Without ``MODEL.WEIGHTS`` the model runs with its embedded default: untrained (random) heads, so the output is a smoke
 test of the pipeline, not a result. Exit status: 0 when at least one frame was processed, 1 when none was, 2 for a
-setup error (missing config or weights file, --output an existing file, or a non-empty --output folder).
+setup error (missing config or weights file, weights that match the WISH heads only partly, an invalid config
+value, --output an existing file, or a non-empty --output folder).
 """
 import argparse
 import logging
 import os
-import re
 import sys
 
+from wish_d2.config_validation import ConfigError
 from wish_d2.demo import DemoOptions, run_demo
 from wish_d2.demo.console import say
-
-_CFG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
+from wish_d2.engine.cli import is_config_key
+from wish_d2.engine.setup import setup_cfg
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -82,9 +83,10 @@ def get_parser() -> argparse.ArgumentParser:
 
 def parse_args(argv=None) -> argparse.Namespace:
     args = get_parser().parse_args(argv)
-    # `--input a.png MODEL.WEIGHTS x.pth`: the config override was swallowed by --input; move it to --opts
+    # `--input a.png MODEL.WEIGHTS x.pth`: the config override was swallowed by --input; move it to --opts. Only
+    # dotted keys that are not existing paths count, so an input folder named `DATA` stays an input.
     for i, tok in enumerate(args.input):
-        if _CFG_KEY.match(tok) and not os.path.exists(tok):
+        if is_config_key(tok) and "." in tok and not os.path.exists(tok):
             args.opts = list(args.input[i:]) + list(args.opts or [])
             args.input = args.input[:i]
             break
@@ -93,19 +95,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if len(args.opts or []) % 2:
         get_parser().error(f"config overrides come in KEY VALUE pairs, got {args.opts}")
     return args
-
-
-def setup_cfg(args):
-    from detectron2.config import get_cfg
-
-    from wish_d2 import add_wish_config
-
-    cfg = get_cfg()
-    add_wish_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(list(args.opts or []))
-    cfg.freeze()
-    return cfg
 
 
 def options_from_args(args: argparse.Namespace) -> DemoOptions:
@@ -127,8 +116,12 @@ def main(argv=None, predictor_factory=None) -> int:
         say(f"error: config file not found: {args.config_file}. Fix: pass a WISH config, e.g. --config-file "
             "configs/wish_synthetic.yaml", err=True)
         return 2
-    return run_demo(setup_cfg(args), options_from_args(args), config_file=args.config_file,
-                    predictor_factory=predictor_factory)
+    try:
+        cfg = setup_cfg(args)
+    except ConfigError as e:
+        say(f"error: {e}", err=True)
+        return 2
+    return run_demo(cfg, options_from_args(args), config_file=args.config_file, predictor_factory=predictor_factory)
 
 
 if __name__ == "__main__":

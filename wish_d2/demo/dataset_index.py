@@ -31,11 +31,11 @@ class DatasetIndex:
         if not self.enabled:
             return index
         try:
-            from wish_d2.data.builtin import register_synthetic_from_cfg
+            from wish_d2.engine.setup import register_from_cfg
 
-            register_synthetic_from_cfg(self.cfg)
+            register_from_cfg(self.cfg)  # the config's synthetic splits (lazy: nothing is generated here)
         except Exception as e:  # noqa: BLE001  a lookup aid: the demo runs without it
-            logger.warning("could not register the synthetic benchmark: %s", e)
+            logger.warning("could not register the datasets the config names: %s", e)
         from detectron2.data import DatasetCatalog, MetadataCatalog
 
         from wish_d2.engine.data import dataset_dicts

@@ -3,6 +3,9 @@ the frame loop with a progress bar, and the report. ``tools/demo.py`` is its com
 import os
 from typing import Callable, Optional
 
+from wish_d2.config_validation import ConfigError
+from wish_d2.engine.checkpoint import WeightsError
+
 from .console import say
 from .inputs import collect_inputs
 from .output_dir import DemoOutputDir, OutputDirError
@@ -28,7 +31,8 @@ def _setup_notes(cfg) -> list:
 def run_demo(cfg, options: DemoOptions, config_file: str = "",
              predictor_factory: Optional[Callable] = None) -> int:
     """Run the demo; returns the exit status: 0 when at least one frame was processed, 1 when none was, 2 for a
-    setup error (missing weights, unusable output folder), reported before any file is written.
+    setup error (missing or partly matching weights, an invalid config value, an unusable output folder), reported
+    before any file is written.
 
     ``predictor_factory(cfg, weights)`` replaces :class:`~wish_d2.engine.predictor.WISHPredictor` (tests, other
     front ends).
@@ -36,7 +40,7 @@ def run_demo(cfg, options: DemoOptions, config_file: str = "",
     from tqdm import tqdm
 
     weights = cfg.MODEL.WEIGHTS
-    if weights and not os.path.isfile(weights):
+    if weights and "://" not in weights and not os.path.isfile(weights):
         say(f"error: weights file not found: {weights} (MODEL.WEIGHTS). Fix: train first (python tools/train_net.py "
             f"--config-file {config_file or 'CONFIG'}, which writes OUTPUT_DIR/model_final.pth) and pass that file "
             "with --opts MODEL.WEIGHTS /path/to/model_final.pth; or pass MODEL.WEIGHTS \"\" for an untrained smoke "
@@ -61,7 +65,7 @@ def run_demo(cfg, options: DemoOptions, config_file: str = "",
         from wish_d2.engine.predictor import WISHPredictor as predictor_factory
     try:
         predictor = predictor_factory(cfg, weights=weights or None)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ConfigError, WeightsError) as e:
         say(f"error: {e}", err=True)
         return 2
     try:

@@ -1,13 +1,12 @@
 """``WISHPredictor``: the online path on single frames (demo, new images), like Detectron2's DefaultPredictor."""
 import logging
-import os
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.modeling import build_model
 
+from .checkpoint import load_eval_weights
 
 logger = logging.getLogger(__name__)
 
@@ -15,20 +14,23 @@ logger = logging.getLogger(__name__)
 class WISHPredictor:
     """Frame in, in-hand objects out. Runs the frozen models online; no narration is used.
 
-    ``predictor(image_rgb, hands=None, image_id="")`` returns ``{"instances", "record"}``: the predictions
-    (Instances with ``pred_masks``, ``pred_classes`` 0 left / 1 right / 2 both, ``scores``) and the frame's
-    feature record (proposal masks as RLE, hand masks), which the demo draws.
+    ``predictor(image_rgb, hands=None, image_id="", extra=None)`` returns ``{"instances", "record"}``: the
+    predictions (Instances with ``pred_masks``, ``pred_classes`` 0 left / 1 right / 2 both, ``scores``) and the
+    frame's feature record (proposal masks as RLE, hand masks), which the demo draws. ``hands`` are dataset-style
+    hand dicts (used by the ``dataset`` hand source); ``extra`` adds keys to the model input, e.g.
+    ``proposals_file`` for ``PrecomputedMaskProposals``.
+
+    Weights load like ``--eval-only`` does (a path or a URL): a missing file, or a checkpoint that leaves part of
+    the WISH heads randomly initialised, raises :class:`~wish_d2.engine.checkpoint.WeightsError` unless
+    ``allow_partial``, so a typo never silently yields random predictions.
     """
 
-    def __init__(self, cfg, weights: Optional[str] = None):
+    def __init__(self, cfg, weights: Optional[str] = None, allow_partial: bool = False):
         self.cfg = cfg.clone()
         self.model = build_model(self.cfg).eval()
         weights = weights if weights is not None else cfg.MODEL.WEIGHTS
         if weights:
-            if not os.path.isfile(weights):
-                raise FileNotFoundError(f"WISH weights not found: {weights} (MODEL.WEIGHTS); train with "
-                                        "tools/train_net.py first or point MODEL.WEIGHTS at model_final.pth")
-            DetectionCheckpointer(self.model).load(weights)
+            load_eval_weights(self.model, weights, allow_partial=allow_partial)
         else:
             logger.warning("No MODEL.WEIGHTS given: the WISH heads are randomly initialised, predictions are "
                            "meaningless except as a smoke test")
