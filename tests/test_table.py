@@ -1,60 +1,133 @@
-"""The results table: every method on one tiny dataset, written as results.json / results.md; worker processes
-give the same numbers as one process."""
+"""The results table: every method on one tiny dataset, written as results.json / results.md, each row with its own
+folder of predictions, metrics and COCO export that re-scores to the row's AP; worker processes give the same
+numbers as one process."""
 import functools
+import glob
 import json
+import os
 
 import pytest
 import torch
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 from wish_fixtures import register_tiny_dataset, tiny_cfg
 
 from wish_d2.engine.table import format_table, run_table
+from wish_d2.evaluation.inhand_evaluator import PREDICTIONS_FILE
 
-METHODS = ["wish", "wish_contactness_only", "pseudo_labels", "nearest_to_hand", "supervised"]
+METHODS = ["wish", "wish_contactness_only", "pseudo_labels", "nearest_to_hand", "clip_zero_shot", "supervised"]
 
 
-def _register(root, cfg):
-    register_tiny_dataset(root)
+def _register(dicts, meta):
+    """Register the already written tiny dataset in a worker process. It must not write the files again: the
+    feature cache key holds the proposals file's mtime, so a rewrite in another second made the workers extract a
+    new cache (in a process with another thread count), which is what made jobs=2 differ from jobs=1 now and then."""
+    from detectron2.data import DatasetCatalog, MetadataCatalog
+
+    if "wish_tiny" in DatasetCatalog.list():
+        DatasetCatalog.remove("wish_tiny")
+        MetadataCatalog.remove("wish_tiny")
+    DatasetCatalog.register("wish_tiny", lambda: [dict(d) for d in dicts])
+    MetadataCatalog.get("wish_tiny").set(**meta)
+
+
+def _register_cfg(dicts, meta, cfg):
+    _register(dicts, meta)
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("table")
-    register_tiny_dataset(root / "data")
-    return root
+    dicts = register_tiny_dataset(root / "data")
+    from detectron2.data import MetadataCatalog
+
+    meta = {k: v for k, v in MetadataCatalog.get("wish_tiny").as_dict().items() if k != "name"}
+    return root, dicts, meta
 
 
-def _cfg(tiny, name):
-    cfg = tiny_cfg(tiny / name, iters=6)
-    cfg.merge_from_list(["MODEL.WISH.CACHE.DIR", str(tiny / "cache")])
+def _cfg(root, name):
+    cfg = tiny_cfg(root / name, iters=6)
+    cfg.merge_from_list(["MODEL.WISH.CACHE.DIR", str(root / "cache")])
     return cfg
 
 
-def test_table_files_and_rows(tiny):
+@pytest.fixture(scope="module")
+def one(tiny):
+    root, dicts, meta = tiny
+    _register(dicts, meta)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the workers below get one thread each: same float order
+    torch.set_num_threads(1)  # the workers below get one thread each
     try:
-        res = run_table(_cfg(tiny, "one"), str(tiny / "one"), [0], METHODS, jobs=1)
+        res = run_table(_cfg(root, "one"), str(root / "one"), [0], METHODS, jobs=1)
     finally:
         torch.set_num_threads(threads)
-    saved = json.loads((tiny / "one" / "results.json").read_text())
+    return res
+
+
+def test_table_files_and_rows(tiny, one):
+    root = tiny[0]
+    saved = json.loads((root / "one" / "results.json").read_text())
     assert saved["seeds"] == [0] and set(METHODS) <= set(saved)
     for m in METHODS:
         assert 0.0 <= saved[m]["E-mIoU"] <= 100.0
         assert set(saved[m]) >= {"E-mIoU", "IoU_left", "IoU_right", "IoU_both", "AP"}
-    md = (tiny / "one" / "results.md").read_text()
+    md = (root / "one" / "results.md").read_text()
     assert "| wish |" in md and "| supervised |" in md and "% of supervised" in md
     assert md.strip() == format_table(saved).strip()
-    assert set(res["per_seed"][0]["_timings"]) == {"wish_and_baselines_s", "supervised_s"}
+    assert set(one["per_seed"][0]["_timings"]) == {"wish_and_baselines_s", "supervised_s"}
 
-    register = functools.partial(_register, tiny / "data")
-    two = run_table(_cfg(tiny, "two"), str(tiny / "two"), [0], METHODS, register=register, jobs=2)
+
+def _rescore(predictions: str, gt_json: str) -> float:
+    gt = COCO(gt_json)
+    results = json.load(open(predictions))
+    if not results:
+        return 0.0
+    ev = COCOeval(gt, gt.loadRes(results), "segm")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return 100.0 * float(ev.stats[0])
+
+
+def test_every_row_exports_its_own_predictions_that_rescore_to_its_ap(tiny, one):
+    """Each row has output/seed0/<row>/{metrics.json, inference/<test>/inhand_predictions_coco.json}; pycocotools on
+    the exported file against the exported ground truth gives the row's AP in results.json."""
+    seed = tiny[0] / "one" / "seed0"
+    saved = json.loads((tiny[0] / "one" / "results.json").read_text())
+    gt_files = glob.glob(str(seed / "*" / "inference" / "wish_tiny" / "wish_tiny_coco_format.json"))
+    assert gt_files, "the converted COCO ground truth is exported next to the predictions"
+    exports = {}
     for m in METHODS:
-        assert two[m]["E-mIoU"] == pytest.approx(saved[m]["E-mIoU"], abs=1e-6), m
+        row = seed / m
+        metrics = json.loads((row / "metrics.json").read_text(), parse_constant=_reject)
+        path = row / "inference" / "wish_tiny" / PREDICTIONS_FILE
+        assert path.is_file(), path
+        exports[m] = path.read_bytes()
+        if m != "wish":  # the wish row's metrics.json is the pipeline's report (timings and all)
+            assert metrics["segm"]["AP"] == pytest.approx(saved[m]["AP"], abs=1e-9)
+        assert _rescore(str(path), gt_files[0]) == pytest.approx(saved[m]["AP"], abs=1e-6), m
+    # the rows read off one model predict differently, so no file was overwritten by another row
+    assert exports["wish"] != exports["nearest_to_hand"] != exports["clip_zero_shot"]
+    assert not os.path.exists(seed / "wish" / "stage1" / "inference_pseudo")
+
+
+def _reject(token):
+    raise ValueError(f"non-standard JSON token {token}")
+
+
+def test_worker_processes_give_the_same_numbers(tiny, one):
+    root, dicts, meta = tiny
+    register = functools.partial(_register_cfg, dicts, meta)
+    two = run_table(_cfg(root, "two"), str(root / "two"), [0], METHODS, register=register, jobs=2)
+    for m in METHODS:
+        for k in ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "AP"):
+            if k in one[m]:
+                assert two[m][k] == one[m][k], (m, k)
 
 
 def test_unknown_method_is_named(tiny):
     with pytest.raises(ValueError, match="wsh"):
-        run_table(_cfg(tiny, "bad"), str(tiny / "bad"), [0], ["wsh"])
+        run_table(_cfg(tiny[0], "bad"), str(tiny[0] / "bad"), [0], ["wsh"])
 
 
 def test_format_table_names_the_training_seed():

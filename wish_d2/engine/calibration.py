@@ -6,6 +6,7 @@ by a grid search that maximises validation E-mIoU against the validation ground 
 import logging
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 
 from ..evaluation import metrics
@@ -13,6 +14,11 @@ from ..evaluation.metrics import InHandIoU, paint_label_map
 from ..utils.masks import decode_rles
 
 logger = logging.getLogger(__name__)
+# Contactness thresholds tried on val: probabilities, evenly spaced, leaving out the degenerate 0 and 1.
+CONTACT_THRESHOLD_GRID = np.linspace(0.05, 0.95, 19)
+# Pseudo-label thresholds tried on val: these quantiles of each visible hand's best Stage 1 score (scores are
+# cos/tau, unbounded, so the grid follows their distribution; 0.95 keeps at least 5 % of the hands).
+PSEUDO_THRESHOLD_QUANTILES = np.linspace(0.0, 0.95, 20)
 Selection = List[Tuple[int, int, float]]  # (proposal index, class id, score) per kept instance
 
 

@@ -17,26 +17,59 @@ from detectron2.utils.env import seed_all_rng
 from ..modeling.inference import select_in_hand
 from ..modeling.pseudo_labels import assign_pseudo_labels
 from ..utils.atomic import write_json
-from .calibration import gt_label_map, grid_search, selection_emiou
+from ..config_validation import validate_wish_config
+from .calibration import (CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt_label_map, grid_search,
+                          selection_emiou)
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
 from .trainer import WISHTrainer
 
 logger = logging.getLogger(__name__)
 
 
+# SOLVER keys that each stage derives from its MODEL.WISH.STAGE1 / STAGE2 section (see stage_solver).
+STAGE_SOLVER_KEYS = ("MAX_ITER", "BASE_LR", "IMS_PER_BATCH", "STEPS", "WARMUP_ITERS", "CHECKPOINT_PERIOD")
+LR_DROP_AT = 0.8  # the one learning-rate step of a stage, as a fraction of its iterations
+WARMUP_FRACTION = 10  # a stage warms up for at most 1/this of its iterations
+
+
+def stage_solver(cfg, stage: str) -> Dict:
+    """The SOLVER values of one stage. The two stages train different parts on different targets, so each has its
+    own iterations, learning rate and batch (``MODEL.WISH.STAGE1`` / ``STAGE2``); the schedule follows from them:
+    one LR step at 80 %, warm-up capped at a tenth of the stage, one checkpoint at its end."""
+    sec = cfg.MODEL.WISH.STAGE1 if stage == "stage1" else cfg.MODEL.WISH.STAGE2
+    return {
+        "MAX_ITER": sec.MAX_ITER,
+        "BASE_LR": sec.BASE_LR,
+        "IMS_PER_BATCH": sec.IMS_PER_BATCH,
+        "STEPS": (int(sec.MAX_ITER * LR_DROP_AT),),
+        "WARMUP_ITERS": min(cfg.SOLVER.WARMUP_ITERS, sec.MAX_ITER // WARMUP_FRACTION),
+        "CHECKPOINT_PERIOD": max(sec.MAX_ITER, 1),
+    }
+
+
+def _explicit_solver_keys(cfg) -> List[str]:
+    """Derived SOLVER keys the user changed from Detectron2's defaults: the pipeline replaces them, so say so."""
+    from detectron2.config import get_cfg
+
+    default = get_cfg().SOLVER
+    return [k for k in STAGE_SOLVER_KEYS if k != "WARMUP_ITERS" and cfg.SOLVER[k] != default[k]]
+
+
 def stage_cfg(cfg, stage: str, output_dir: str, **opts):
-    """A frozen copy of ``cfg`` for one stage; stage-specific solver keys are copied into ``SOLVER``."""
+    """A frozen copy of ``cfg`` for one stage, with the SOLVER values of :func:`stage_solver` (logged)."""
     c = cfg.clone()
     c.defrost()
     w = c.MODEL.WISH
     w.STAGE = stage
-    sec = w.STAGE1 if stage == "stage1" else w.STAGE2
-    c.SOLVER.MAX_ITER = sec.MAX_ITER
-    c.SOLVER.BASE_LR = sec.BASE_LR
-    c.SOLVER.IMS_PER_BATCH = sec.IMS_PER_BATCH
-    c.SOLVER.STEPS = (int(sec.MAX_ITER * 0.8),)
-    c.SOLVER.WARMUP_ITERS = min(c.SOLVER.WARMUP_ITERS, sec.MAX_ITER // 10)
-    c.SOLVER.CHECKPOINT_PERIOD = max(sec.MAX_ITER, 1)
+    solver = stage_solver(cfg, stage)
+    for k, v in solver.items():
+        c.SOLVER[k] = v
+    section = "MODEL.WISH.STAGE1" if stage == "stage1" else "MODEL.WISH.STAGE2"
+    ignored = _explicit_solver_keys(cfg)
+    if ignored:
+        logger.warning(f"{stage}: SOLVER.{', SOLVER.'.join(ignored)} set in the config are replaced by the "
+                       f"per-stage values of {section} (set those instead)")
+    logger.info(f"{stage} solver (from {section}): " + ", ".join(f"{k}={v}" for k, v in solver.items()))
     c.DATASETS.TEST = ()  # the pipeline evaluates once, after calibration
     w.CACHE.DIR = cache_root(cfg)  # every stage reads the one feature cache of the run
     c.OUTPUT_DIR = output_dir
@@ -58,7 +91,7 @@ def train_stage(cfg, resume: bool):
     return trainer.model
 
 
-def _unwrap(model):
+def unwrap_model(model):
     return model.module if hasattr(model, "module") else model
 
 
@@ -74,13 +107,13 @@ def pseudo_selection(label) -> List:
 @torch.no_grad()
 def pseudo_label_split(cfg, model, name: str, threshold: Optional[float] = None):
     """[(image_id, pseudo-label, record)] of a split under the given (or the model's) threshold."""
-    heads = _unwrap(model).roi_heads
+    heads = unwrap_model(model).roi_heads
     if threshold is not None:
         heads.pseudo_threshold.fill_(threshold)
     model.eval()
     out = []
     for batch in iterate_cached(cfg, name, model):
-        for x, label in zip(batch, _unwrap(model).pseudo_label(batch)):
+        for x, label in zip(batch, unwrap_model(model).pseudo_label(batch)):
             out.append((str(x["image_id"]), label, x["wish_features"]))
     return out
 
@@ -91,7 +124,7 @@ def pseudo_score_split(cfg, model, name: str):
     Stage 1 runs once; any threshold is then applied without running the model again."""
     from ..modeling.meta_arch import collate_records
 
-    m = _unwrap(model)
+    m = unwrap_model(model)
     m.eval()
     out = []
     for batch in iterate_cached(cfg, name, model):
@@ -105,7 +138,7 @@ def pseudo_score_split(cfg, model, name: str):
 
 
 def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
-    heads = _unwrap(model).roi_heads
+    heads = unwrap_model(model).roi_heads
     gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
     scored = pseudo_score_split(cfg, model, val_name)
     memo = {}
@@ -116,7 +149,7 @@ def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
 
     probe = labels_at(-1e9)  # every visible hand's best, unthresholded
     best = [float(s) for _, lab, _ in probe for o, s in zip(lab.obj_idx, lab.score) if int(o) >= 0]
-    candidates = np.unique(np.quantile(best, np.linspace(0.0, 0.95, 20))) if best else [0.0]
+    candidates = np.unique(np.quantile(best, PSEUDO_THRESHOLD_QUANTILES)) if best else [0.0]
 
     def val_emiou(t):
         return selection_emiou(((pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels_at(t)),
@@ -138,7 +171,7 @@ def split_scores(cfg, model, name: str):
     """[(image_id, contact_logits, match_logits, obj_valid, hand_present, record)] of a split."""
     from ..modeling.meta_arch import collate_records
 
-    m = _unwrap(model)
+    m = unwrap_model(model)
     m.eval()
     out = []
     for batch in iterate_cached(cfg, name, model):
@@ -152,7 +185,7 @@ def split_scores(cfg, model, name: str):
 
 
 def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str] = None) -> float:
-    heads = _unwrap(model).roi_heads
+    heads = unwrap_model(model).roi_heads
     method = method or heads.method
     gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
     scores = split_scores(cfg, model, val_name)
@@ -164,16 +197,18 @@ def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str]
             ((select_in_hand(c, a, ov, hp, contact_threshold=t, **rule), rec, gts[i])
              for i, c, a, ov, hp, rec in scores), memo)["E-mIoU"]
 
-    return grid_search(np.linspace(0.05, 0.95, 19), val_emiou, f"contact threshold ({method})")
+    return grid_search(CONTACT_THRESHOLD_GRID, val_emiou, f"contact threshold ({method})")
 
 
 def evaluate(cfg, model) -> Dict:
+    """Test metrics of ``model`` on DATASETS.TEST; predictions and the COCO export go to OUTPUT_DIR/inference."""
     return WISHTrainer.test(cfg, model)
 
 
 # ---- the whole flow ----------------------------------------------------------------------------------------
 def run_pipeline(cfg, resume: bool = False) -> Dict:
     """Train and evaluate as ``MODEL.WISH.STAGE`` says. Returns the test metrics (and writes them)."""
+    validate_wish_config(cfg)  # before any feature extraction
     w = cfg.MODEL.WISH
     root = cfg.OUTPUT_DIR
     val = cfg.DATASETS.VAL[0] if cfg.DATASETS.VAL else None
@@ -195,7 +230,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
             if val is None:
                 raise ValueError("MODEL.WISH.PSEUDO.THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
             threshold = calibrate_pseudo_threshold(c1, model, val)
-        _unwrap(model).roi_heads.pseudo_threshold.fill_(threshold)
+        unwrap_model(model).roi_heads.pseudo_threshold.fill_(threshold)
         labels = []
         for name in cfg.DATASETS.TRAIN:
             labels += pseudo_label_split(c1, model, name)
@@ -219,7 +254,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
     if float(w.INFERENCE.CONTACT_THRESHOLD) < 0:
         if val is None:
             raise ValueError("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
-        _unwrap(model).roi_heads.contact_threshold.fill_(calibrate_contact_threshold(c2, model, val))
+        unwrap_model(model).roi_heads.contact_threshold.fill_(calibrate_contact_threshold(c2, model, val))
     timings["stage2_s"] = time.perf_counter() - t0
     final = os.path.join(root, "model_final.pth")
     if comm.is_main_process():

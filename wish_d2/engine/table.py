@@ -1,4 +1,15 @@
-"""The paper-style comparison: every method on the same data and cached features, for one or more seeds."""
+"""The paper-style comparison: every method on the same data and cached features, for one or more seeds.
+
+Output layout of ``run_table(cfg, DIR, seeds)``::
+
+    DIR/results.json, DIR/results.md          the table (means over seeds, and per seed)
+    DIR/seed<k>/cache/                        the feature cache every row of seed k reads
+    DIR/seed<k>/<row>/metrics.json            the row's full test metrics (in-hand IoUs, COCO segm AP)
+    DIR/seed<k>/<row>/inference/<test>/       its predictions: inhand_predictions_coco.json (COCO results),
+                                              and what Detectron2's COCOEvaluator writes
+    DIR/seed<k>/wish/{stage1,stage2}/         WISH's training runs (the rows read off WISH load its model_final.pth)
+    DIR/seed<k>/<ablation>/{stage1,stage2}/   the training runs of the rows that train their own pipeline
+"""
 import logging
 import multiprocessing
 import os
@@ -8,19 +19,37 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 
-from ..evaluation.inhand_evaluator import InHandEvaluator
 from ..modeling.meta_arch import selections_to_instances
-from ..utils.atomic import write_json
-from .data import ensure_feature_cache, iterate_cached
-from .pipeline import (_unwrap, calibrate_contact_threshold, evaluate, pseudo_selection, run_pipeline,
+from ..utils.atomic import atomic_path, write_json
+from .data import cache_root, ensure_feature_cache, iterate_cached
+from .pipeline import (unwrap_model, calibrate_contact_threshold, evaluate, pseudo_selection, run_pipeline,
                        stage_cfg)
+from .trainer import WISHTrainer
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("wish", "wish_matching_only", "wish_contactness_only", "pseudo_labels", "nearest_to_hand",
-           "clip_zero_shot", "supervised", "wish_geometry_only", "wish_visual_only")
+# Rows read off the one trained WISH model: row -> the inference method of ``WISHROIHeads.inference``
+# (``None``: Stage 1's pseudo-labels on the test split, a reference that reads the test narrations).
+FROM_WISH = {
+    "wish": "wish",
+    "wish_matching_only": "matching_only",
+    "wish_contactness_only": "contactness_only",
+    "pseudo_labels": None,
+    "nearest_to_hand": "nearest_to_hand",
+    "clip_zero_shot": "clip_zero_shot",
+}
+# Rows that train their own pipeline (same data and feature cache, other options).
+ABLATIONS = {
+    "supervised": ("MODEL.WISH.SUPERVISION", "gt", "MODEL.WISH.STAGE", "stage2"),
+    "wish_geometry_only": ("MODEL.WISH.USE_VISUAL", "False"),
+    "wish_visual_only": ("MODEL.WISH.USE_GEOMETRY", "False"),
+}
+# Every row of the table, in the order it is printed.
+METHODS = tuple(FROM_WISH) + tuple(ABLATIONS)
 KEYS = ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "AP")
+METRICS_FILE = "metrics.json"  # each row's full metrics, in the row's folder
 
 
 def _metrics(res: Dict) -> Dict[str, float]:
@@ -40,46 +69,47 @@ def _with(cfg, output_dir: str, *opts):
     return c
 
 
-def _eval_as(cfg, model, method: str, threshold: Optional[float] = None) -> Dict:
-    heads = _unwrap(model).roi_heads
-    old = (heads.method, float(heads.contact_threshold))
-    heads.method = method
-    if threshold is not None:
-        heads.contact_threshold.fill_(threshold)
-    try:
-        return _metrics(evaluate(cfg, model))
-    finally:
-        heads.method = old[0]
-        heads.contact_threshold.fill_(old[1])
+class MethodView(nn.Module):
+    """A trained WISH model that infers with another method (and contact threshold), for Detectron2's
+    ``inference_on_dataset``; the model itself is not modified."""
+
+    def __init__(self, model, method: str, contact_threshold: Optional[float] = None):
+        super().__init__()
+        self.model = unwrap_model(model)
+        self.method = method
+        # held as the model's float32 threshold buffer would hold it, so a calibrated value acts identically
+        self.contact_threshold = None if contact_threshold is None else float(torch.tensor(contact_threshold))
+
+    def forward(self, batched_inputs):
+        return self.model(batched_inputs, method=self.method, contact_threshold=self.contact_threshold)
+
+
+def _evaluate_row(cfg, model, method: str, threshold: Optional[float] = None) -> Dict:
+    """Test metrics of one inference method; predictions, COCO export and metrics land in ``cfg.OUTPUT_DIR``."""
+    res = evaluate(cfg, MethodView(model, method, threshold))
+    write_json(res, os.path.join(cfg.OUTPUT_DIR, METRICS_FILE))
+    return _metrics(res)
 
 
 @torch.no_grad()
 def _eval_pseudo_labels(cfg, model, name: str) -> Dict:
     """Stage 1 pseudo-labels on the test split: they read the test narrations, so a reference, not a rival."""
-    evaluator = InHandEvaluator(name, output_dir=os.path.join(cfg.OUTPUT_DIR, "inference_pseudo", name))
+    evaluator = WISHTrainer.build_evaluator(cfg, name)
     evaluator.reset()
-    m = _unwrap(model)
+    m = unwrap_model(model)
     m.eval()
     for batch in iterate_cached(cfg, name, model):
         outputs = [{"instances": selections_to_instances(pseudo_selection(lab), x["wish_features"])}
                    for x, lab in zip(batch, m.pseudo_label(batch))]
         evaluator.process(batch, outputs)
-    return _metrics(evaluator.evaluate())
-
-
-# Methods that train their own pipeline (same data and feature cache, other options).
-ABLATIONS = {
-    "supervised": ("MODEL.WISH.SUPERVISION", "gt", "MODEL.WISH.STAGE", "stage2"),
-    "wish_geometry_only": ("MODEL.WISH.USE_VISUAL", "False"),
-    "wish_visual_only": ("MODEL.WISH.USE_GEOMETRY", "False"),
-}
-# Methods read off the trained WISH model.
-FROM_WISH = ("wish", "wish_matching_only", "wish_contactness_only", "pseudo_labels", "nearest_to_hand",
-             "clip_zero_shot")
+    res = evaluator.evaluate()
+    write_json(res, os.path.join(cfg.OUTPUT_DIR, METRICS_FILE))
+    return _metrics(res)
 
 
 def _wish_and_baselines(cfg, out: str, methods: Sequence[str]) -> Dict[str, Dict]:
-    """WISH's pipeline, then every method that reads its model, its features or its Stage 1."""
+    """WISH's pipeline, then every row that reads its model, its features or its Stage 1, each evaluated into
+    its own folder ``out/<row>``."""
     from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
@@ -89,19 +119,21 @@ def _wish_and_baselines(cfg, out: str, methods: Sequence[str]) -> Dict[str, Dict
     model = build_model(c)
     DetectionCheckpointer(model).load(os.path.join(c.OUTPUT_DIR, "model_final.pth"))
     res["wish"] = _metrics(report)
-    if "wish_matching_only" in methods:
-        res["wish_matching_only"] = _eval_as(c, model, "matching_only")
-    if "wish_contactness_only" in methods:
-        theta = calibrate_contact_threshold(c, model, cfg.DATASETS.VAL[0], method="contactness_only")
-        res["wish_contactness_only"] = _eval_as(c, model, "contactness_only", theta)
-    for baseline in ("nearest_to_hand", "clip_zero_shot"):
-        if baseline in methods:
-            res[baseline] = _eval_as(c, model, baseline)
-    if "pseudo_labels" in methods:
-        c1 = stage_cfg(c, "stage1", os.path.join(c.OUTPUT_DIR, "stage1"))
-        res["pseudo_labels"] = _eval_pseudo_labels(c1, model, cfg.DATASETS.TEST[0])
-        if "pseudo_labels_train" in report:
-            res["pseudo_labels"]["train_E-mIoU"] = float(report["pseudo_labels_train"]["E-mIoU"])
+    for row, method in FROM_WISH.items():
+        if row == "wish" or row not in methods:
+            continue
+        rc = _with(c, os.path.join(out, row))
+        if method is None:
+            # the pipeline's Stage 1 model is in the loaded checkpoint (its heads and calibrated threshold)
+            res[row] = _eval_pseudo_labels(stage_cfg(rc, "stage1", rc.OUTPUT_DIR), model, cfg.DATASETS.TEST[0])
+            if "pseudo_labels_train" in report:
+                res[row]["train_E-mIoU"] = float(report["pseudo_labels_train"]["E-mIoU"])
+        elif method == "contactness_only":
+            # its own threshold: WISH's was calibrated for the fused score
+            theta = calibrate_contact_threshold(c, model, cfg.DATASETS.VAL[0], method=method)
+            res[row] = _evaluate_row(rc, model, method, theta)
+        else:
+            res[row] = _evaluate_row(rc, model, method)
     return res
 
 
@@ -132,9 +164,11 @@ def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Opt
     """Every method of one seed. The feature cache is built first; the independent training runs (WISH and its
     read-off baselines, then each ablation) then go to ``jobs`` worker processes, each with its share of the cores.
     Every stage seeds itself, so the numbers do not depend on ``jobs`` beyond float summation order."""
+    # every row of the seed reads this one cache, wherever its own output folder is
+    cfg = _with(cfg, cfg.OUTPUT_DIR, "MODEL.WISH.CACHE.DIR", cache_root(cfg))
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.VAL) + list(cfg.DATASETS.TEST):
         ensure_feature_cache(cfg, name)
-    groups = (["wish"] if set(FROM_WISH) & set(methods) else []) + [m for m in ABLATIONS if m in methods]
+    groups = (["wish"] if any(m in FROM_WISH for m in methods) else []) + [m for m in ABLATIONS if m in methods]
     jobs = max(1, min(int(jobs), len(groups)))
     if jobs == 1:
         done = [_run_group(cfg, out, g, methods) for g in groups]
@@ -183,7 +217,7 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
         results["train_seed"] = int(train_seed)
     results["per_seed"] = per_seed
     write_json(results, os.path.join(output_dir, "results.json"))
-    with open(os.path.join(output_dir, "results.md"), "w") as f:
+    with atomic_path(os.path.join(output_dir, "results.md")) as tmp, open(tmp, "w") as f:
         f.write(format_table(results) + "\n")
     return results
 
