@@ -94,3 +94,30 @@ def test_registry_builds_from_cfg(tmp_path):
     cfg.MODEL.WISH.CLIP.PRETRAINED = str(tmp_path / "missing.pth")
     with pytest.raises(FileNotFoundError, match="missing.pth"):
         build_clip_encoder(cfg)
+
+
+def test_building_leaves_logging_alone(caplog, monkeypatch):
+    """Only open_clip's 'initialized randomly' record is dropped, and only during the build: a warning that any
+    other logger emits meanwhile still gets through, and the root logging state is the same afterwards."""
+    import logging
+
+    import open_clip
+
+    root = logging.getLogger()
+    state = lambda: (logging.root.manager.disable, root.level, list(root.handlers), list(root.filters))  # noqa: E731
+    before = state()
+    create = open_clip.create_model
+
+    def create_and_warn(*args, **kwargs):
+        logging.getLogger("wish_d2.some_other_part").warning("unrelated warning while CLIP is built")
+        return create(*args, **kwargs)
+
+    monkeypatch.setattr(open_clip, "create_model", create_and_warn)
+    with caplog.at_level(logging.INFO):
+        build_mask_pooled_clip(NAME, init_seed=0)
+    assert state() == before
+    messages = [r.getMessage() for r in caplog.records]
+    assert "unrelated warning while CLIP is built" in messages
+    assert not any("initialized randomly" in m for m in messages)
+    logging.getLogger("wish_d2.after").warning("after the build")
+    assert caplog.records[-1].getMessage() == "after the build"
