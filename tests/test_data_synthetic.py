@@ -12,6 +12,7 @@ from detectron2.data import DatasetCatalog, MetadataCatalog
 from wish_d2.data import synthetic as syn
 from wish_d2.data.builtin import SYNTHETIC_DEFAULTS, register_synthetic
 from wish_d2.data.proposals_io import ProposalStore
+from wish_d2.data.synthetic.outlines import xy_polygons_to_rle
 from wish_d2.data.visor import load_epic_visor
 from wish_d2.utils.masks import decode_rle
 
@@ -75,7 +76,7 @@ def test_gt_polygons_are_exact_outlines():
     for i in range(4):
         frame = syn.render_frame(0, "val", i, *SIZE)
         for e in frame["objects"] + list(frame["hands"].values()):
-            m = decode_rle(syn._polys_rle(e["polys"], *SIZE))
+            m = decode_rle(xy_polygons_to_rle(e["polys"], *SIZE))
             # fill the holes of the pixel mask: flood the background from outside the frame
             bg = np.pad((~e["mask"]).astype(np.uint8), 1, constant_values=1)
             cv2.floodFill(bg, None, (0, 0), 2)
@@ -152,7 +153,8 @@ def test_lazy_registration_and_done_marker(tmp_path):
             MetadataCatalog.remove(n)
 
 
-def test_builtin_defaults_match_config():
+def test_builtin_defaults_come_from_config(monkeypatch):
+    """cfg.DATASETS.SYNTHETIC is the one source: the registration, the default profile and the tool read it."""
     from detectron2.config import get_cfg
 
     from wish_d2 import add_wish_config
@@ -162,10 +164,21 @@ def test_builtin_defaults_match_config():
     s = cfg.DATASETS.SYNTHETIC
     assert SYNTHETIC_DEFAULTS == dict(seed=s.SEED, num_train=s.NUM_TRAIN, num_val=s.NUM_VAL, num_test=s.NUM_TEST,
                                       image_size=tuple(s.IMAGE_SIZE))
+    assert syn.DEFAULT_PROFILE.image_size == tuple(s.IMAGE_SIZE)
     for split in ("train", "val", "test"):
         meta = MetadataCatalog.get(f"wish_synth_{split}")
         assert meta.thing_classes == ["left", "right", "both"] and meta.nouns == syn.NOUNS
     assert len(syn.NOUNS) >= 12
+    # a changed config default reaches the tool's defaults without another edit
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_synthetic", os.path.join(REPO, "tools", "make_synthetic.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    assert tool.parse_args([]).num_val == s.NUM_VAL and tool.parse_args([]).image_size == tuple(s.IMAGE_SIZE)
+    monkeypatch.setattr(tool, "benchmark_defaults", lambda: dict(SYNTHETIC_DEFAULTS, num_val=7))
+    assert tool.parse_args([]).num_val == 7
+    assert tool.parse_args(["--profile", "realistic"]).image_size == (1080, 1920)
 
 
 def test_make_synthetic_tool(tmp_path):

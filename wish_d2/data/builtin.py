@@ -2,16 +2,16 @@
 splits at their documented places under ``$DETECTRON2_DATASETS`` (see :func:`register_all_real`).
 
 ``import wish_d2`` registers ``wish_synth_train``, ``wish_synth_val`` and ``wish_synth_test`` with the defaults of
-``cfg.DATASETS.SYNTHETIC`` (seed 0; 1500 / 600 / 1000 frames; 160 x 160) under
-``$DETECTRON2_DATASETS`` (default ``datasets``; read at import, call ``register_synthetic`` again after changing
-it). Nothing is generated at import: a split is generated the first
-time its ``DatasetCatalog`` loader runs (see ``synthetic.ensure_split``), or ahead of time with
-``tools/make_synthetic.py``. The splits are registered THROUGH :func:`register_epic_visor`, so they exercise the
-real VISOR + EPIC-100 loader.
+``cfg.DATASETS.SYNTHETIC`` (the one place they are set) under ``$DETECTRON2_DATASETS`` (default ``datasets``;
+read at import, call ``register_synthetic`` again after changing it). Nothing is generated at import: a split is
+generated the first time its ``DatasetCatalog`` loader runs (see ``synthetic.ensure_split``), or ahead of time
+with ``tools/make_synthetic.py``. The splits are registered THROUGH :func:`register_epic_visor`, so they exercise
+the real VISOR + EPIC-100 loader.
 
 Other seeds or sizes: ``register_synthetic(seed, num_train, num_val, num_test, image_size)`` (or
 ``register_synthetic_from_cfg(cfg)``) re-registers the same names with the new parameters; pass ``prefix`` to
-register them under other names instead.
+register them under other names instead, and ``profile="realistic"`` for 1080p frames with SAM-scale proposals
+(docs/SYNTHETIC.md).
 
 Metadata of each split: the WISH fields (``thing_classes``, ``evaluator_type="wish_inhand"``, ``image_root``),
 ``nouns`` (the 13-noun taxonomy, GSAM prompts), ``proposals_file`` (the segmenter imitation, generated with the
@@ -21,11 +21,12 @@ split), ``synonyms`` (synonym phrase -> taxonomy phrase), ``synthetic`` (the gen
 import functools
 import logging
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from .synthetic import NOUNS, ensure_split, split_dir, synonym_map
+from .synthetic import NOUNS, SyntheticProfile, benchmark_defaults, benchmark_defaults_from_cfg, ensure_split, \
+    get_profile, split_dir, synonym_map
 from .visor import register_epic_visor
 
 logger = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["register_synthetic", "register_synthetic_from_cfg", "SYNTHETIC_DEFAULTS", "synthetic_names",
            "register_all_real"]
 
-# Must match cfg.DATASETS.SYNTHETIC in wish_d2/config.py.
-SYNTHETIC_DEFAULTS = dict(seed=0, num_train=1500, num_val=600, num_test=1000, image_size=(160, 160))
+# Read from cfg.DATASETS.SYNTHETIC (wish_d2/config.py), never written down here.
+SYNTHETIC_DEFAULTS = benchmark_defaults()
 
 
 def synthetic_names(prefix: str = "wish_synth") -> Dict[str, str]:
@@ -42,24 +43,33 @@ def synthetic_names(prefix: str = "wish_synth") -> Dict[str, str]:
 
 
 def register_synthetic(
-    seed: int = SYNTHETIC_DEFAULTS["seed"],
-    num_train: int = SYNTHETIC_DEFAULTS["num_train"],
-    num_val: int = SYNTHETIC_DEFAULTS["num_val"],
-    num_test: int = SYNTHETIC_DEFAULTS["num_test"],
-    image_size: Sequence[int] = SYNTHETIC_DEFAULTS["image_size"],
+    seed: Optional[int] = None,
+    num_train: Optional[int] = None,
+    num_val: Optional[int] = None,
+    num_test: Optional[int] = None,
+    image_size: Optional[Sequence[int]] = None,
     root: Optional[str] = None,
     prefix: str = "wish_synth",
+    profile: Union[str, SyntheticProfile] = "default",
 ) -> Dict[str, str]:
     """(Re-)register the synthetic splits ``{prefix}_{train,val,test}``; returns ``{split: dataset name}``.
 
-    ``root`` defaults to ``$DETECTRON2_DATASETS`` (or ``datasets``), read now. Existing registrations of these
-    names are replaced. Files are generated lazily, on the first ``DatasetCatalog.get``."""
+    Arguments left ``None`` take ``cfg.DATASETS.SYNTHETIC``'s defaults (``image_size``: the profile's own for a
+    non-default profile). ``root`` defaults to ``$DETECTRON2_DATASETS`` (or ``datasets``), read now. Existing
+    registrations of these names are replaced. Files are generated lazily, on the first ``DatasetCatalog.get``."""
+    d = SYNTHETIC_DEFAULTS
+    profile = get_profile(profile)
+    seed = d["seed"] if seed is None else int(seed)
+    nums = {"train": num_train, "val": num_val, "test": num_test}
+    nums = {k: d[f"num_{k}"] if v is None else int(v) for k, v in nums.items()}
+    if image_size is None:
+        image_size = d["image_size"] if profile.name == "default" else profile.image_size
     root = os.path.abspath(root or os.getenv("DETECTRON2_DATASETS", "datasets"))
     image_size = (int(image_size[0]), int(image_size[1]))
     names = synthetic_names(prefix)
-    for split, num in (("train", num_train), ("val", num_val), ("test", num_test)):
+    for split, num in nums.items():
         name = names[split]
-        folder = split_dir(root, seed, split, num, image_size)
+        folder = split_dir(root, seed, split, num, image_size, profile.name)
         if name in DatasetCatalog.list():
             DatasetCatalog.remove(name)
             MetadataCatalog.remove(name)
@@ -74,17 +84,18 @@ def register_synthetic(
                 proposals_file=os.path.join(folder, "proposals.jsonl"),
                 synonyms=synonym_map(),
                 split_dir=folder,
-                synthetic=dict(seed=int(seed), split=split, num=int(num), image_size=list(image_size)),
+                synthetic=dict(seed=int(seed), split=split, num=int(num), image_size=list(image_size),
+                               profile=profile.name),
             ),
-            prepare=functools.partial(ensure_split, root, int(seed), split, int(num), image_size),
+            prepare=functools.partial(ensure_split, root, int(seed), split, int(num), image_size, profile=profile),
         )
     return names
 
 
 def register_synthetic_from_cfg(cfg, root: Optional[str] = None, prefix: str = "wish_synth") -> Dict[str, str]:
     """``register_synthetic`` with ``cfg.DATASETS.SYNTHETIC.{SEED, NUM_TRAIN, NUM_VAL, NUM_TEST, IMAGE_SIZE}``."""
-    s = cfg.DATASETS.SYNTHETIC
-    return register_synthetic(s.SEED, s.NUM_TRAIN, s.NUM_VAL, s.NUM_TEST, tuple(s.IMAGE_SIZE), root=root,
+    d = benchmark_defaults_from_cfg(cfg)
+    return register_synthetic(d["seed"], d["num_train"], d["num_val"], d["num_test"], d["image_size"], root=root,
                               prefix=prefix)
 
 
