@@ -70,3 +70,29 @@ def test_cache_size_per_frame_n64_vitb16():
     assert kb["float32"] > 1.8 * kb["float16"] - 40  # the embeddings halve; RLEs and geometry stay
     assert kb["float16"] < 0.6 * kb["float32"]
     assert kb["int8"] <= 200
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_cached_equals_online_within_the_storage_error(tmp_path, dtype):
+    """The exact cached == online test (test_model_wish.py) runs on the float32 default; a smaller storage differs
+    from the online features by at most its rounding bound, and nothing else changes."""
+    from detectron2.modeling import build_model
+
+    from wish_d2.data.mappers import WISHOnlineMapper
+    from wish_d2.engine.data import dataset_dicts, ensure_feature_cache
+    from wish_fixtures import register_tiny_dataset, tiny_cfg
+
+    register_tiny_dataset(str(tmp_path / "data"), name="wish_tiny_storage", n=3)
+    cfg = tiny_cfg(tmp_path / "out", train="wish_tiny_storage")
+    cfg.merge_from_list(["MODEL.WISH.CACHE.DTYPE", dtype, "MODEL.WISH.CACHE.DIR", str(tmp_path / "cache")])
+    model = build_model(cfg).eval()
+    cache = ensure_feature_cache(cfg, "wish_tiny_storage", model)
+    index = cache.load_index()
+    online = model.extract([WISHOnlineMapper(is_train=False)(d) for d in dataset_dicts("wish_tiny_storage")])
+    for rec in online:
+        cached = cache.record(*index[rec["image_id"]])
+        for field in ("v", "v_contact", "v_hands"):
+            bound = TOLERANCE[dtype] * rec[field].abs().amax(dim=-1, keepdim=True) + 1e-6  # + extraction noise
+            assert ((cached[field] - rec[field]).abs() <= bound).all(), field
+        assert torch.equal(cached["geom"], rec["geom"]) and cached["proposal_rles"] == rec["proposal_rles"]
+        assert torch.equal(cached["proposal_scores"], rec["proposal_scores"])

@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import torch
+from tqdm import tqdm
 
 from ..utils.atomic import atomic_path, write_json
 from .codec import check_dtype, decode_record, encode_record
@@ -181,7 +182,8 @@ class FeatureCache:
         entries.append((self.texts_path, manifest["texts"]))
         problems = [p for p in (size_problem(path, d) for path, d in entries) if p]
         if full and not problems:
-            for path, d in entries[:-1]:
+            for path, d in tqdm(entries[:-1], desc=f"check {self.dataset_name}", unit="shard", leave=False,
+                                disable=len(entries) < 9):
                 try:
                     self._load_shard(path, d)
                 except CacheIntegrityError as e:
