@@ -1,8 +1,8 @@
 """The demo's HTML gallery in a real browser: headless Chromium loads it from disk, runs its inline JS, and we read the
 resulting DOM (``--dump-dom``), console output (``--enable-logging=stderr``) and a screenshot.
 
-The gallery is built from tiny synthetic frames and fake predictions (no model, no training), so this runs in a few
-seconds. Skipped only when no Chromium binary exists (install it with ``bash tools/install_chromium.sh``).
+The galleries are built from tiny synthetic frames and fake predictions (no model, no training): written directly,
+and written by tools/demo.py into its output folder. This runs in a few seconds. Skipped only when no Chromium binary exists (install it with ``bash tools/install_chromium.sh``).
 Set ``WISH_SAVE_SCREENSHOT=1`` (or to a ``.png`` path) to keep the screenshot as ``output/gallery_screenshot.png``.
 """
 import os
@@ -186,3 +186,54 @@ def test_gallery_screenshot(galleries, tmp_path):
         dest = target if target.endswith(".png") else os.path.join(REPO, "output", "gallery_screenshot.png")
         os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
         shutil.copyfile(shot, dest)
+
+
+def test_demo_gallery_in_browser(tmp_path):
+    """The gallery tools/demo.py writes (image files under its output folder, a 16-bit input among them) loads with
+    every image decoded, no script error, and a working class filter."""
+    import importlib.util
+
+    import cv2
+    import torch
+    from detectron2.structures import Instances
+
+    from wish_d2.utils.masks import encode_rle
+
+    hand, obj = _box(44, 64, 2, 20), _box(30, 46, 4, 18)
+
+    class LeftOnA:
+        """Predicts a left-hand object on input ``a`` only."""
+
+        def __init__(self, cfg, weights=None):
+            pass
+
+        def __call__(self, image_rgb, hands=None, image_id="", extra=None):
+            h, w = image_rgb.shape[:2]
+            hit = image_id == "a"
+            inst = Instances((h, w))
+            inst.pred_masks = torch.from_numpy(obj[None]) if hit else torch.zeros((0, h, w), dtype=torch.bool)
+            inst.pred_classes = torch.zeros((int(hit),), dtype=torch.long)
+            inst.scores = torch.full((int(hit),), 0.8)
+            return {"instances": inst, "record": {"proposal_rles": [encode_rle(obj)],
+                                                  "hand_rles": [encode_rle(hand), None]}}
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    assert cv2.imwrite(str(inputs / "a.png"), _frame(0))
+    assert cv2.imwrite(str(inputs / "b.png"), np.full((H, W), 20000, np.uint16))  # 16-bit gray
+    spec = importlib.util.spec_from_file_location("wish_demo_tool_browser", os.path.join(REPO, "tools", "demo.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    out = tmp_path / "out"
+    rc = demo.main(["--config-file", os.path.join(REPO, "configs", "wish_synthetic.yaml"), "--input", str(inputs),
+                    "--output", str(out), "--no-dataset-lookup", "--proposals-file", "unused.jsonl",
+                    "--opts", "DATASETS.TEST", "()"], predictor_factory=LeftOnA)
+    assert rc == 0
+    dom, console = _chromium(tmp_path, _url(out / "index.html", "#filter=left"), "--dump-dom")
+    assert console == [] and _attr(dom, "html", "data-js-errors") is None
+    n_img = len(re.findall(r"<img\b", dom))
+    assert n_img == 2 * 3  # input, proposals, prediction per frame (no ground truth)
+    assert _attr(dom, "html", "data-images-ok") == str(n_img) and _attr(dom, "html", "data-images-broken") == "0"
+    assert len(_cards(dom)) == 2 and _attr(dom, "body", "data-visible") == "1"
+    visible = [c for c in _cards(dom) if "hidden" not in c]
+    assert len(visible) == 1 and 'data-classes="left"' in visible[0]

@@ -134,11 +134,12 @@ def test_manifest_cannot_delete_outside_the_folder(tmp_path):
     (elsewhere / "f.png").write_text("y")
     os.symlink(elsewhere, out / "linked")
     (out / "sub" / "old.png").write_text("old")
+    (out / "sub" / ".tmp-k3j_old.png").write_text("left by a killed atomic write")
     (out / MANIFEST).write_text(f"../precious.txt\n{outside}\nlinked/f.png\nsub/old.png\n")
     d = DemoOutputDir(str(out), overwrite=True)
     d.prepare()
     assert outside.read_text() == "x" and (elsewhere / "f.png").read_text() == "y"
-    assert not (out / "sub").exists() and d.removed == 1
+    assert not (out / "sub").exists() and d.removed == 2
     assert (out / MANIFEST).read_text() == ""
     with pytest.raises(ValueError):
         d.path("../escape.png")

@@ -7,9 +7,11 @@ interrupted run can be cleared. Policy:
 * ``--output`` is an existing file (not a folder): :class:`OutputDirError`;
 * the folder is missing or empty: used as is;
 * the folder is not empty: :class:`OutputDirError`, unless ``overwrite``. Then the files listed in its manifest are
-  deleted (and folders they leave empty), the files the demo did not write are kept, and the new run starts a new
-  manifest. A non-empty folder without a manifest was not written by the demo and is never touched.
+  deleted (with temporaries their interrupted atomic writes left, and folders they leave empty), the files the
+  demo did not write are kept, and the new run starts a new manifest. A non-empty folder without a manifest was not
+  written by the demo and is never touched.
 """
+import glob
 import os
 from typing import List, Tuple
 
@@ -97,13 +99,16 @@ class DemoOutputDir:
             real_parent = os.path.realpath(os.path.dirname(path))
             if real_parent != real_root and not real_parent.startswith(real_root + os.sep):
                 continue  # a folder replaced by a link to elsewhere: not ours to clear
-            if os.path.islink(path) or os.path.isfile(path):
-                try:
-                    os.remove(path)
-                except OSError as e:
-                    raise OutputDirError(f"--overwrite could not delete {path} ({e.strerror or e}). Fix: check "
-                                         "its permissions, or pass a new --output folder") from e
-                self.removed += 1
+            # the file, and temporaries an interrupted atomic write of it left (wish_d2.utils.atomic)
+            for victim in [path] + glob.glob(os.path.join(glob.escape(os.path.dirname(path)),
+                                                          ".tmp-*" + glob.escape(os.path.basename(path)))):
+                if os.path.islink(victim) or os.path.isfile(victim):
+                    try:
+                        os.remove(victim)
+                    except OSError as e:
+                        raise OutputDirError(f"--overwrite could not delete {victim} ({e.strerror or e}). Fix: "
+                                             "check its permissions, or pass a new --output folder") from e
+                    self.removed += 1
             parent = os.path.dirname(path)
             while parent != self.root and parent.startswith(self.root + os.sep):
                 folders.add(parent)
