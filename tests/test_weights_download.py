@@ -225,3 +225,32 @@ def test_gdino_fake_repo_id_offline_fails_fast(hf_offline):
 def test_gdino_value_that_is_neither_folder_nor_repo_id(tmp_path):
     with pytest.raises(FileNotFoundError, match="GDINO_PATH"):
         load_grounding_dino(str(tmp_path / "missing" / "gdino"))
+
+
+@pytest.fixture
+def hub_down(tmp_path, monkeypatch):
+    """Online mode, but the hub endpoint is a closed local port (no network): loads must not retry for minutes."""
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_hub"))
+    assert weights.hub_unreachable() is not None
+
+
+def test_clip_tag_with_unreachable_hub_fails_fast(hub_down):
+    with pytest.raises(WeightsUnavailableError) as e:
+        build_open_clip("ViT-B-16", pretrained="laion2b_s34b_b88k")
+    msg = str(e.value)
+    assert "MODEL.WISH.CLIP.PRETRAINED='laion2b_s34b_b88k'" in msg and "unreachable" in msg and "HF_HUB_OFFLINE" in msg
+
+
+def test_gdino_repo_id_with_unreachable_hub_reads_the_cache_only(hub_down):
+    with pytest.raises(RuntimeError) as e:
+        load_grounding_dino("wish-test/no-such-grounding-dino")
+    msg = str(e.value)
+    assert "GDINO_PATH='wish-test/no-such-grounding-dino'" in msg and "unreachable" in msg and "cache only" in msg

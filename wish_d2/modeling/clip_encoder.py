@@ -23,7 +23,15 @@ import torch
 
 from ..registry import CLIP_ENCODER_REGISTRY
 from .clip_pooling import MaskPooledCLIP
-from .weights import DOWNLOAD_TIMEOUT_S, WeightsUnavailableError, is_url, resolve_weights_file, socket_timeout
+from .weights import (
+    DOWNLOAD_TIMEOUT_S,
+    WeightsUnavailableError,
+    hub_unreachable,
+    is_url,
+    offline_mode,
+    resolve_weights_file,
+    socket_timeout,
+)
 
 __all__ = ["build_open_clip", "build_mask_pooled_clip", "build_clip_encoder", "OpenCLIPEncoder", "MODEL_CONFIG_DIR"]
 
@@ -81,6 +89,12 @@ def _from_tag(model_name: str, tag: str) -> torch.nn.Module:
     """open_clip's own path for a pretrained tag: download into its cache (Hugging Face hub), then load with
     ``weights_only=True``."""
     _check_quick_gelu(model_name, f"{tag!r}", bool(open_clip.get_pretrained_cfg(model_name, tag).get("quick_gelu")))
+    unreachable = None if offline_mode() else hub_unreachable()
+    if unreachable:
+        raise WeightsUnavailableError(
+            f"{_KEY}={tag!r}: cannot fetch open_clip pretrained tag {tag!r} of {model_name!r}: {unreachable}. "
+            "If the weights are already in the Hugging Face cache, set HF_HUB_OFFLINE=1 to use it."
+        )
     try:
         with socket_timeout(DOWNLOAD_TIMEOUT_S):
             model = open_clip.create_model(model_name, pretrained=tag, device="cpu")

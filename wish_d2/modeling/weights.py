@@ -10,14 +10,25 @@ key and its value, so the user knows which line of the config to fix.
 import contextlib
 import os
 import socket
+from typing import Optional
 from urllib.parse import urlparse
 
 from detectron2.utils.file_io import PathManager
 
-__all__ = ["DOWNLOAD_TIMEOUT_S", "WeightsUnavailableError", "is_url", "offline_mode", "resolve_weights_file"]
+__all__ = [
+    "DOWNLOAD_TIMEOUT_S",
+    "HUB_PROBE_TIMEOUT_S",
+    "WeightsUnavailableError",
+    "is_url",
+    "offline_mode",
+    "hub_unreachable",
+    "resolve_weights_file",
+]
 
 #: Seconds a download may wait on one socket operation (connect, or one read) before it fails.
 DOWNLOAD_TIMEOUT_S = 60.0
+#: Seconds to wait for a TCP connection to the Hugging Face hub before calling it unreachable.
+HUB_PROBE_TIMEOUT_S = 5.0
 
 _URL_PREFIXES = ("http://", "https://")
 _TRUE = {"1", "ON", "YES", "TRUE"}
@@ -41,6 +52,28 @@ def offline_mode() -> bool:
     except ImportError:
         return False
     return bool(constants.is_offline_mode())
+
+
+def hub_unreachable() -> Optional[str]:
+    """Why the Hugging Face hub (``HF_ENDPOINT``) cannot be reached, or ``None`` if a TCP connection opens.
+
+    Without network the hub client retries every file with backoff (about 25 s per file) before it gives up; one
+    short connection attempt first lets a load fail in seconds, or use the local cache. Behind an HTTP(S) proxy a
+    direct connection says nothing, so the probe is skipped there.
+    """
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY")):
+        return None
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return None
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=HUB_PROBE_TIMEOUT_S):
+            return None
+    except OSError as e:  # DNS failure, refused, unreachable network, timeout
+        return f"the Hugging Face hub {url.scheme}://{host}:{port} is unreachable ({type(e).__name__}: {e})"
 
 
 @contextlib.contextmanager

@@ -21,6 +21,7 @@ from torch import nn
 from detectron2.config import configurable
 
 from ...registry import SEGMENTER_REGISTRY
+from ..weights import hub_unreachable, offline_mode
 from .common import FrozenSegmenter, freeze, to_rgb_uint8
 from .sam import build_sam
 
@@ -84,11 +85,16 @@ def load_grounding_dino(path: str):
     except ImportError as e:
         raise ImportError("GSAM needs transformers: pip install 'wish_d2[gsam]'") from e
     source = folder if local else path
+    # No network: read the hub cache only, at once, instead of retrying every file with backoff.
+    unreachable = None if local or offline_mode() else hub_unreachable()
+    cache_only = local or bool(unreachable)
     try:
-        model = GroundingDinoForObjectDetection.from_pretrained(source, local_files_only=local)
-        processor = AutoProcessor.from_pretrained(source, local_files_only=local)
+        model = GroundingDinoForObjectDetection.from_pretrained(source, local_files_only=cache_only)
+        processor = AutoProcessor.from_pretrained(source, local_files_only=cache_only)
     except (OSError, ValueError) as e:  # missing files, offline cache miss, unknown or private repo
         what = "the local folder did not load" if local else "not a local folder, and as a Hugging Face repo id it failed"
+        if unreachable:
+            what += f" ({unreachable}; looked in the local cache only)"
         raise RuntimeError(
             f"{_KEY}={path!r}: {what}: {type(e).__name__}: {str(e).strip().rstrip('.')}. {GDINO_HINT}"
         ) from e
