@@ -39,7 +39,7 @@ def test_config_typo_is_rejected():
 
 
 def test_every_config_default_is_commented():
-    """Every key added by add_wish_config carries a comment on its line (CONVENTIONS: documented defaults)."""
+    """Every key added by add_wish_config carries a comment on its line (documented defaults)."""
     src = open(os.path.join(ROOT, "wish_d2", "config.py")).read().splitlines()
     assigns = [line for line in src if " = " in line and line.strip().startswith(("W.", "cfg."))]
     bare = [line for line in assigns if "CN()" not in line and "#" not in line]

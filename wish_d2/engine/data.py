@@ -24,10 +24,9 @@ _LOADED: Dict[str, Tuple[Callable, List[Dict]]] = {}
 def dataset_dicts(name: str) -> List[Dict]:
     """``DatasetCatalog.get`` with a clear error listing the registered datasets.
 
-    Each registered loader runs once per process, and callers get deep copies. One WISH run reads its splits about
-    20 times (cache checks, loaders, calibration, evaluation); loading a synthetic split (VISOR JSON + EPIC CSV)
-    took ~2 s per call, a copy ~0.03 s. Registering a name again (another synthetic seed) installs a new loader,
-    which is then run.
+    Each registered loader runs once per process, and callers get deep copies: one WISH run reads its splits about
+    20 times (cache checks, loaders, calibration, evaluation), and parsing annotation files costs far more than a
+    copy. Registering a name again (another synthetic seed) installs a new loader, which is then run.
     """
     if name not in DatasetCatalog.list():
         raise KeyError(f"Dataset '{name}' is not registered. Registered: {', '.join(sorted(DatasetCatalog.list()))}")

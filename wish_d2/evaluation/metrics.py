@@ -1,6 +1,6 @@
 """In-hand segmentation metrics (core: plain torch/numpy, no Detectron2).
 
-E-mIoU follows EgoHOS's dataset-level mIoU (DESIGN.md §3):
+E-mIoU follows EgoHOS's dataset-level mIoU (docs/METHOD.md):
 
 1. Predictions and ground truth are painted into per-image label maps with
    ``0`` background, ``1`` left-hand object, ``2`` right-hand object, ``3`` both-hands object
