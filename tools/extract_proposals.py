@@ -2,8 +2,9 @@
 """Run the configured online proposal generator (SAM or GSAM) once over a registered dataset and write the
 precomputed-proposals file (``wish_d2/data/proposals_io.py`` JSON lines) that ``PrecomputedMaskProposals`` reads.
 
-    python tools/extract_proposals.py --config-file configs/wish_epic.yaml --dataset visor_train \
-        --output proposals/visor_train.jsonl MODEL.WISH.SEGMENTER.SAM_CHECKPOINT /path/sam_vit_b_01ec64.pth
+    python tools/extract_proposals.py --config-file configs/wish_epic.yaml --dataset epic_visor_train \
+        --output datasets/epic_visor/proposals/train.jsonl \
+        MODEL.WISH.SEGMENTER.SAM_CHECKPOINT https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth
     # several GPUs: each rank takes every world_size-th image; rank 0 merges
     python tools/extract_proposals.py ... --num-gpus 8
     # continue a killed run (keeps the finished images of every rank's part file)

@@ -2,7 +2,7 @@
 
 Every source returns, per image, ``hand_masks`` (bool ``[2, H, W]``, order left, right) and ``hand_present``
 (bool ``[2]``). Hands that come without a side get one from the vertical-split heuristic when
-``MODEL.WISH.HANDS.SIDE_HEURISTIC`` is on, and are dropped (counted, logged) when it is off.
+``MODEL.WISH.HANDS.SIDE_HEURISTIC`` is on, and are dropped with a logged warning when it is off.
 """
 import json
 import logging
