@@ -9,13 +9,14 @@ reason in a :class:`SkipLog`, and each loader logs ONE summary line per dataset 
 examples.
 """
 import logging
+import warnings
 from collections import Counter, OrderedDict
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from detectron2.data import MetadataCatalog
 from detectron2.structures import BoxMode
 
-from ..utils.masks import rle_bbox, rle_to_str
+from ..utils.masks import MAX_MASK_SIDE, rle_bbox, rle_to_str
 
 logger = logging.getLogger(__name__)
 
@@ -139,13 +140,29 @@ def fill_nouns_metadata(name: Optional[str], dicts: List[Dict]) -> None:
     meta.set(nouns=sorted(nouns))
 
 
-def read_image_size(path: str):
-    """(height, width) from the image header only (PIL is lazy), or ``None`` if the file cannot be opened."""
+def probe_image(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
+    """``((height, width), None)`` from the image header only (PIL is lazy), or ``(None, reason)``.
+
+    A header claiming more pixels than PIL's ``Image.MAX_IMAGE_PIXELS`` (a decompression bomb: the file is small,
+    decoding it is not) or a side over ``MAX_MASK_SIDE`` is refused here, so the loader counts one skipped frame
+    instead of aborting when the pixels are decoded later."""
     from PIL import Image
 
     try:
-        with Image.open(path) as im:
-            w, h = im.size
-        return h, w
-    except (OSError, ValueError):
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, "image too large (decompression bomb)"
+    except (OSError, ValueError, SyntaxError):
+        return None, "unreadable image"
+    if not (0 < h <= MAX_MASK_SIDE and 0 < w <= MAX_MASK_SIDE):
+        return None, "image too large (decompression bomb)"
+    return (h, w), None
+
+
+def read_image_size(path: str):
+    """(height, width) from the image header, or ``None`` if it cannot be read or is too large (see
+    :func:`probe_image`, which also says why)."""
+    return probe_image(path)[0]

@@ -1,5 +1,11 @@
-"""COCO RLE helpers used wherever masks are stored: proposals, hands, pseudo-labels, predictions."""
-from typing import Dict, List, Sequence
+"""COCO RLE helpers used wherever masks are stored: proposals, hands, pseudo-labels, predictions.
+
+pycocotools trusts its input: a NaN or 1e9 polygon coordinate crashes or exhausts memory in ``frPyObjects``, and
+RLE counts that do not add up to ``height * width`` make ``decode`` write past its buffer. Masks from files
+therefore go through :func:`check_rle` / :func:`polygon_problem` first; :func:`polygons_to_rle` refuses what
+``polygon_problem`` rejects.
+"""
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_util
@@ -62,9 +68,10 @@ def polygons_to_rle(polygons: Sequence[Sequence[float]], height: int, width: int
     if not polygons:
         raise ValueError("polygons_to_rle needs at least one polygon")
     for p in polygons:
-        if len(p) < 6 or len(p) % 2:
-            # pycocotools reads a 4-number list as a box: never let a degenerate polygon through.
-            raise ValueError(f"degenerate polygon with {len(p)} coordinates")
+        # pycocotools reads a 4-number list as a box, and loops without end on huge coordinates.
+        problem = polygon_problem(p, height, width, allow_outside=True)
+        if problem:
+            raise ValueError(f"{problem}: polygon with {len(p)} coordinates")
     rles = mask_util.frPyObjects([list(map(float, p)) for p in polygons], height, width)
     return rle_to_str(mask_util.merge(rles))
 
@@ -101,3 +108,105 @@ def rle_area(rle: Dict) -> int:
 def rle_bbox(rle: Dict) -> List[float]:
     """XYWH_ABS box of an RLE (pycocotools ``toBbox``)."""
     return [float(v) for v in mask_util.toBbox(_bytes_rle(rle))]
+
+
+# Largest mask side accepted from a file: above any camera frame, and small enough that h * w stays far from the
+# uint32 counts of pycocotools.
+MAX_MASK_SIDE = 1 << 15
+_MAX_RLE_TOKEN = 7  # 7 * 5 = 35 bits: more than any count of a MAX_MASK_SIDE^2 mask needs
+
+
+def polygon_problem(flat: Sequence[float], height: int, width: int, allow_outside: bool = False) -> Optional[str]:
+    """Why a flat polygon ``[x0, y0, x1, y1, ...]`` of an ``height x width`` image cannot be rasterised, or ``None``.
+
+    Rejected: fewer than 3 points or an odd count, a non-numeric or non-finite coordinate, a coordinate further
+    than one image size outside the image (pycocotools walks every edge at 5x resolution, so 1e9 never ends), and
+    unless ``allow_outside``, a polygon whose bounding box misses the image (it would rasterise to nothing)."""
+    if len(flat) < 6 or len(flat) % 2:
+        return "degenerate polygon (< 3 points)"
+    try:
+        a = np.asarray(flat, dtype=np.float64)
+    except (TypeError, ValueError):
+        return "non-numeric polygon coordinate"
+    if a.ndim != 1:
+        return "non-numeric polygon coordinate"
+    if not np.isfinite(a).all():
+        return "non-finite polygon coordinate"
+    xs, ys = a[0::2], a[1::2]
+    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
+    if x0 < -width or x1 > 2 * width or y0 < -height or y1 > 2 * height:
+        return "polygon coordinate out of range (more than one image size outside the image)"
+    if not allow_outside and (x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height):
+        return "polygon outside the image"
+    return None
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _compressed_counts(counts: str) -> np.ndarray:
+    """Decode the COCO compressed-RLE string exactly as pycocotools' ``rleFrString`` does, vectorised, so that
+    the run lengths can be checked before any C code sees them."""
+    try:
+        b = np.frombuffer(counts.encode("ascii"), np.uint8).astype(np.int64) - 48
+    except UnicodeEncodeError:
+        raise ValueError("counts is not an ASCII COCO RLE string") from None
+    if b.size == 0:
+        return np.zeros(0, np.int64)
+    if (b < 0).any() or (b > 63).any():
+        raise ValueError("counts has characters outside the COCO RLE alphabet ('0'..'o')")
+    ends = np.nonzero((b & 0x20) == 0)[0]
+    if ends.size == 0 or ends[-1] != b.size - 1:
+        raise ValueError("counts ends inside a number")
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    lengths = ends - starts + 1
+    if lengths.max() > _MAX_RLE_TOKEN:
+        raise ValueError("counts holds a number too long for a run length")
+    pos = np.arange(b.size) - np.repeat(starts, lengths)
+    x = np.add.reduceat((b & 0x1F) << (5 * pos), starts)
+    x = np.where((b[ends] & 0x10) != 0, x - (np.int64(1) << (5 * lengths)), x)  # sign extension
+    cnts = x.copy()
+    cnts[1::2] = np.cumsum(x[1::2])  # from the 4th number on, counts are deltas to the one two back
+    cnts[2::2] = np.cumsum(x[2::2])
+    return cnts
+
+
+def check_rle(rle, height: Optional[int] = None, width: Optional[int] = None) -> Dict:
+    """Validate an RLE read from a file; return it with ``counts`` as str. Raises ``ValueError`` naming the field.
+
+    Checks: a dict with ``size`` = two positive ints (at most ``MAX_MASK_SIDE``; equal to ``(height, width)``
+    when given) and ``counts`` = a compressed string or a list of non-negative ints; the run lengths are
+    non-negative and add up to exactly ``height * width``."""
+    if not isinstance(rle, dict):
+        raise ValueError(f"mask must be an RLE object, got {type(rle).__name__}")
+    size = rle.get("size")
+    if not isinstance(size, (list, tuple)) or len(size) != 2 or not all(_is_int(v) for v in size):
+        raise ValueError(f"RLE field size must be [height, width] integers, got {str(size)[:40]}")
+    h, w = int(size[0]), int(size[1])
+    if not (0 < h <= MAX_MASK_SIDE and 0 < w <= MAX_MASK_SIDE):
+        raise ValueError(f"RLE field size {[h, w]} is outside 1..{MAX_MASK_SIDE}")
+    if height is not None and (h, w) != (int(height), int(width)):
+        raise ValueError(f"RLE field size {[h, w]} differs from the image size {[int(height), int(width)]}")
+    counts = rle.get("counts")
+    if isinstance(counts, bytes):
+        try:
+            counts = counts.decode("ascii")
+        except UnicodeDecodeError:
+            raise ValueError("RLE field counts is not ASCII") from None
+    if isinstance(counts, str):
+        cnts = _compressed_counts(counts)
+    elif isinstance(counts, list):
+        if not all(_is_int(c) for c in counts):
+            raise ValueError("RLE field counts: an uncompressed RLE needs a list of integers")
+        cnts = np.asarray(counts, dtype=np.int64) if counts else np.zeros(0, np.int64)
+    else:
+        raise ValueError(f"RLE field counts must be a string or a list of integers, got {type(counts).__name__}")
+    if cnts.size and (cnts.min() < 0 or cnts.max() >= 2 ** 32):
+        raise ValueError("RLE field counts holds a negative or overflowing run length")
+    total = int(cnts.sum()) if cnts.size else 0
+    if total != h * w:
+        raise ValueError(f"RLE field counts covers {total} pixels, the size {[h, w]} has {h * w}")
+    if isinstance(counts, list):
+        return rle_to_str(mask_util.frPyObjects({"size": [h, w], "counts": [int(c) for c in counts]}, h, w))
+    return {"size": [h, w], "counts": counts}
