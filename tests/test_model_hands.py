@@ -142,3 +142,16 @@ def test_detector_config_errors_name_the_key(tmp_path):
         DetectorHands(str(tmp_path / "nope.yaml"), weights)
     with pytest.raises(FileNotFoundError, match="DETECTOR_WEIGHTS"):
         DetectorHands(config_file, str(tmp_path / "nope.pth"), class_names=["left", "right"])
+
+
+def test_detector_weights_that_do_not_match_are_refused(tmp_path):
+    (tmp_path / "two").mkdir()
+    config_file, _ = _save_detector(tmp_path / "two", [10.0, -10.0, -10.0])  # a left/right detector
+    _, one_class_weights = _save_detector(tmp_path, [10.0, -10.0])  # the weights of a 1-class detector
+    with pytest.raises(ValueError, match="DETECTOR_WEIGHTS.*roi_heads.box_predictor.cls_score.weight"):
+        DetectorHands(config_file, one_class_weights, class_names=["left", "right"])
+    empty = tmp_path / "empty.pth"
+    torch.save({"model": {}}, empty)
+    with pytest.raises(ValueError, match="DETECTOR_WEIGHTS.*missing backbone"):
+        DetectorHands(config_file, str(empty), class_names=["left", "right"])
+

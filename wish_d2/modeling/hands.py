@@ -11,6 +11,7 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+from detectron2.checkpoint import DetectionCheckpointer
 
 from ..data.common import SIDES
 from ..data.hand_side import side_from_mask
@@ -82,6 +83,32 @@ class PrecomputedHands(DatasetHands):
         return out
 
 
+class _StrictCheckpointer(DetectionCheckpointer):
+    """Detectron2's checkpointer only logs the keys that did not load; keep them to refuse a partial match."""
+
+    incompatible = None
+
+    def _log_incompatible_keys(self, incompatible) -> None:
+        self.incompatible = incompatible
+        super()._log_incompatible_keys(incompatible)
+
+
+def _load_detector_weights(model, weights: str) -> None:
+    """Every parameter of the detector must come from ``weights``: otherwise hands would come from a partly random
+    model, silently."""
+    checkpointer = _StrictCheckpointer(model)
+    checkpointer.load(weights)
+    inc = checkpointer.incompatible
+    problems = [] if inc is None else (
+        [f"missing {k}" for k in inc.missing_keys]
+        + [f"shape of {k}: {tuple(a)} in the file, {tuple(b)} in the model" for k, a, b in inc.incorrect_shapes])
+    if problems:
+        raise ValueError(
+            f"MODEL.WISH.HANDS.DETECTOR_WEIGHTS={weights!r} does not match the detector of DETECTOR_CONFIG "
+            f"({len(problems)} problem(s)): " + "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
+        )
+
+
 class DetectorHands(DatasetHands):
     """Hands from a Detectron2 instance-segmentation model (config + weights), e.g. a Mask R-CNN trained on
     EgoHOS hands, run through Detectron2's ``DefaultPredictor`` (its own resizing and ``INPUT.FORMAT``).
@@ -115,10 +142,11 @@ class DetectorHands(DatasetHands):
             )
         if not any(c in SIDES or c == self.HAND for c in self.class_names):
             raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_CLASSES={list(class_names)} has no 'left', 'right' or 'hand'")
-        cfg.MODEL.WEIGHTS = weights
+        cfg.MODEL.WEIGHTS = ""  # loaded below, where a partial match is an error rather than a log line
         cfg.MODEL.DEVICE = device
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh  # INPUT.FORMAT stays the detector's own
         self.predictor = DefaultPredictor(cfg)
+        _load_detector_weights(self.predictor.model, weights)
 
     def detect(self, image_rgb: np.ndarray) -> List[Dict]:
         """Hand dicts (``segmentation`` bool ``[H, W]``, ``side`` or None) of one RGB frame."""
