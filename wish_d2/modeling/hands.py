@@ -126,6 +126,8 @@ class DetectorHands(DatasetHands):
         from detectron2.config import get_cfg
         from detectron2.engine import DefaultPredictor
 
+        if not 0.0 <= float(score_thresh) <= 1.0:
+            raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH={score_thresh} is not a score in [0, 1]")
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
         weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS") if weights else ""
