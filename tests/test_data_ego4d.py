@@ -65,8 +65,8 @@ def test_load_ego4d(sample, caplog):
     d = by_id[f"ego4d_{V1}_0000030"]
     assert d["file_name"] == os.path.join(images, f"ego4d_{V1}_0000030.jpg")
     assert (d["height"], d["width"], d["video_id"], d["frame"]) == (H, W, V1, 30)
-    assert d["narrations"] == ["#C C picks the knife from the table", "#O man X hands a plate to C"]
-    assert d["noun_phrases"] == ["knife", "table", "plate"]
+    assert d["narrations"] == ["#C C picks the knife from the table"]  # "#O": another person's action
+    assert d["noun_phrases"] == ["knife", "table"]
     assert [(h["side"], h["side_source"]) for h in d["hands"]] == [("left", "gt"), ("right", "gt")]
     assert decode_rle(d["hands"][0]["segmentation"]).sum() == 24
     assert [a["category_id"] for a in d["annotations"]] == [0]
@@ -80,13 +80,24 @@ def test_load_ego4d(sample, caplog):
     assert [a["category_id"] for a in d["annotations"]] == [2] and d["narrations"] == []
     msg = [r.getMessage() for r in caplog.records if r.name == "wish_d2.data.ego4d"]
     assert len(msg) == 1 and "video not in the narration file=1" in msg[0] and "frame without narration=1" in msg[0]
+    assert "#O narration (another person's action) excluded=1" in msg[0]
+
+
+def test_other_person_narrations_kept_on_request(sample):
+    labels, images, nj = sample
+    dicts = load_ego4d(labels, images, nj, window_frames=10, exclude_other_person=False)
+    d = {d["image_id"]: d for d in dicts}[f"ego4d_{V1}_0000030"]
+    assert d["narrations"] == ["#C C picks the knife from the table", "#O man X hands a plate to C"]
+    assert d["noun_phrases"] == ["knife", "table", "plate"]
 
 
 def test_window_and_timestamp_sec(sample):
     labels, images, nj = sample
     table = load_ego4d_narrations(nj)
     frames, texts = table[V1]
-    assert list(frames) == [30, 33, 36, 90]  # 1.1 s * 30 fps = 33 where timestamp_frame is missing
+    assert list(frames) == [30, 33, 90]  # 1.1 s * 30 fps = 33 where timestamp_frame is missing; #O at 36 left out
+    frames, texts = load_ego4d_narrations(nj, exclude_other_person=False)[V1]
+    assert list(frames) == [30, 33, 36, 90]
     dicts = load_ego4d(labels, images, nj, window_frames=0)
     assert {d["frame"]: d["narrations"] for d in dicts}[30] == ["#C C picks the knife from the table"]
     dicts = load_ego4d(labels, images, nj, window_frames=0, drop_frames_without_narration=True)
@@ -99,7 +110,7 @@ def test_register(sample):
     try:
         assert len(DatasetCatalog.get("test_ego4d_reg")) == 3
         meta = MetadataCatalog.get("test_ego4d_reg")
-        assert meta.evaluator_type == "wish_inhand" and meta.nouns == ["knife", "onion", "plate", "table"]
+        assert meta.evaluator_type == "wish_inhand" and meta.nouns == ["knife", "onion", "table"]
     finally:
         DatasetCatalog.remove("test_ego4d_reg")
         MetadataCatalog.remove("test_ego4d_reg")

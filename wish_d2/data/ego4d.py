@@ -28,28 +28,38 @@ Narrations
 "timestamp_frame", "narration_text", "annotation_uid"}], "summaries": [...]}, "narration_pass_2": {...}}}``.
 A frame takes the narrations (of the passes in ``passes``) whose ``timestamp_frame`` (or
 ``round(timestamp_sec * fps)`` when it is missing) lies within ``window_frames`` of its index. Identical texts
-from the two passes are kept once. Noun phrases: the configured extractor (``narrations.py``; default the
+from the two passes are kept once. Narrations marked ``#O`` describe what another person does, not the camera
+wearer, so they would supervise the wrong hands: they are left out unless ``exclude_other_person=False``
+(counted). Noun phrases: the configured extractor (``narrations.py``; default the
 rule-based parser, which strips ``#C``/``#O``/``X``/``Y`` subjects and ``#unsure``-like tags) and the optional
 synonym map.
 
 Bad input
 ---------
-A narration file that is not JSON or not the layout above raises ``DataFormatError`` naming it. Skipped
-(counted): stems that do not match the pattern, label maps that cannot be read or are not single-channel,
-frames without an image (with ``check_images``), frames without narration (``drop_frames_without_narration``).
-Flagged (kept, counted): videos missing from the narration file, frames without narration, unknown label ids.
-One summary line per dataset.
+A narration file that is not JSON or not the layout above raises ``DataFormatError`` naming the file, the
+video, the pass, the narration index and the field: a ``narration_text`` that is not a string, a timestamp that
+is not a finite number in ``[0, MAX_FRAME]`` frames. A ``name_pattern`` that is not a regex or lacks the named
+groups, or a bad ``window_frames`` / ``fps``, raises before any file is read. Skipped (counted): stems that do
+not match the pattern or give a frame number over ``MAX_FRAME``, label maps that cannot be read, are not
+single-channel, or claim more pixels than PIL's decompression-bomb limit, images that are unreadable, too
+large, or of another size than their label map, frames without an image (with ``check_images``), frames without
+narration (``drop_frames_without_narration``). Flagged (kept, counted): videos missing from the narration file,
+frames without narration, unknown label ids, excluded ``#O`` narrations. One summary line per dataset.
 """
 import json
 import logging
+import math
 import os
 import re
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 from detectron2.data import DatasetCatalog
 from PIL import Image
 
+from ..utils.masks import MAX_MASK_SIDE
+from ..utils.masks import encode_rle as mask_to_rle
 from .common import (
     CATEGORY_IDS,
     DataFormatError,
@@ -58,14 +68,16 @@ from .common import (
     fill_nouns_metadata,
     make_annotation,
     make_hand,
+    probe_image,
     set_wish_metadata,
 )
-from ..utils.masks import encode_rle as mask_to_rle
+from .epic_narrations import MAX_FRAME
 from .narrations import extract_noun_phrases, load_synonyms
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_ego4d", "register_ego4d", "load_ego4d_narrations", "DEFAULT_NAME_PATTERN", "EGOHOS_IDS"]
+__all__ = ["load_ego4d", "register_ego4d", "load_ego4d_narrations", "is_other_person_narration",
+           "DEFAULT_NAME_PATTERN", "EGOHOS_IDS"]
 
 DEFAULT_NAME_PATTERN = (
     r"^(?:ego4d_)?(?P<video_uid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
@@ -74,10 +86,39 @@ DEFAULT_NAME_PATTERN = (
 EGOHOS_IDS = {"left_hand": 1, "right_hand": 2, "left_object": 3, "right_object": 4, "both_object": 5}
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".PNG")
 DEFAULT_PASSES = ("narration_pass_1", "narration_pass_2")
+_OTHER_PERSON = re.compile(r"^\s*#o(?![a-z0-9_])", re.IGNORECASE)
 
 
-def load_ego4d_narrations(path: str, passes: Sequence[str] = DEFAULT_PASSES, fps: float = 30.0):
-    """``narration.json`` -> ``{video_uid: (frames int64 [K], texts [K])}`` sorted by frame."""
+def is_other_person_narration(text: str) -> bool:
+    """``True`` for an Ego4D ``#O`` narration (another person's action, e.g. ``"#O man X hands a plate"``)."""
+    return bool(_OTHER_PERSON.match(text))
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _narration_frame(n: Dict, fps: float, where: str) -> int:
+    if n.get("timestamp_frame") is not None:
+        field, value = "timestamp_frame", n["timestamp_frame"]
+        frame = value if _is_number(value) and math.isfinite(value) else None
+    elif "timestamp_sec" in n:
+        field, value = "timestamp_sec", n["timestamp_sec"]
+        frame = value * fps if _is_number(value) and math.isfinite(value) else None
+    else:
+        raise DataFormatError(f"{where} needs narration_text and timestamp_frame or timestamp_sec (no timestamp)")
+    if frame is None or not 0 <= frame <= MAX_FRAME:
+        raise DataFormatError(f"{where}.{field} must be a finite number within [0, {MAX_FRAME}] frames, "
+                              f"got {str(value)[:40]}")
+    return int(frame) if field == "timestamp_frame" else int(round(frame))
+
+
+def load_ego4d_narrations(path: str, passes: Sequence[str] = DEFAULT_PASSES, fps: float = 30.0,
+                          exclude_other_person: bool = True, skips: Optional[SkipLog] = None):
+    """``narration.json`` -> ``{video_uid: (frames int64 [K], texts [K])}`` sorted by frame. ``#O`` narrations
+    are left out with ``exclude_other_person`` (counted in ``skips`` when given)."""
+    if not _is_number(fps) or not math.isfinite(fps) or fps <= 0:
+        raise DataFormatError(f"fps must be a positive finite number, got {fps!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Ego4D narration file not found: {path}")
     try:
@@ -85,6 +126,8 @@ def load_ego4d_narrations(path: str, passes: Sequence[str] = DEFAULT_PASSES, fps
             data = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{path}: not valid JSON ({e})") from e
+    except RecursionError:
+        raise DataFormatError(f"{path}: nested too deeply to be JSON data") from None
     if not isinstance(data, dict):
         raise DataFormatError(f"{path}: expected an object {{video_uid: {{narration_pass_1: ...}}}}")
     out = {}
@@ -100,21 +143,50 @@ def load_ego4d_narrations(path: str, passes: Sequence[str] = DEFAULT_PASSES, fps
             if not isinstance(narr, list):
                 raise DataFormatError(f"{path}: {vid}.{p} has no 'narrations' list")
             for k, n in enumerate(narr):
-                try:
-                    text = n["narration_text"]
-                    if n.get("timestamp_frame") is not None:
-                        frame = int(n["timestamp_frame"])
-                    else:
-                        frame = int(round(float(n["timestamp_sec"]) * fps))
-                except (KeyError, TypeError, ValueError) as e:
-                    raise DataFormatError(
-                        f"{path}: {vid}.{p}.narrations[{k}] needs narration_text and timestamp_frame or "
-                        f"timestamp_sec ({e!r})"
-                    ) from e
-                items.append((frame, str(text)))
+                where = f"{path}: {vid}.{p}.narrations[{k}]"
+                if not isinstance(n, dict) or "narration_text" not in n:
+                    raise DataFormatError(f"{where} needs narration_text and timestamp_frame or timestamp_sec")
+                text = n["narration_text"]
+                if not isinstance(text, str):
+                    raise DataFormatError(f"{where}.narration_text must be a string, got {type(text).__name__}")
+                frame = _narration_frame(n, fps, where)
+                if exclude_other_person and is_other_person_narration(text):
+                    if skips is not None:
+                        skips.note("#O narration (another person's action) excluded", f"{vid}.{p}[{k}]")
+                    continue
+                items.append((frame, text))
         items.sort(key=lambda t: t[0])
         out[vid] = (np.array([t[0] for t in items], dtype=np.int64), [t[1] for t in items])
     return out
+
+
+def _compile_name_pattern(name_pattern: str):
+    try:
+        pattern = re.compile(name_pattern)
+    except (re.error, TypeError) as e:
+        raise DataFormatError(f"name_pattern {name_pattern!r} is not a regular expression ({e})") from e
+    missing = [g for g in ("video_uid", "frame") if g not in pattern.groupindex]
+    if missing:
+        raise DataFormatError(f"name_pattern {name_pattern!r} lacks the named group(s) {missing}: "
+                              "write them as (?P<video_uid>...) and (?P<frame>...)")
+    return pattern
+
+
+def _read_label_map(path: str):
+    """(label array, None) or (None, reason): single-channel, within PIL's decompression-bomb limit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                if im.mode not in ("L", "P", "I", "I;16"):
+                    return None, f"label map is not single-channel (mode {im.mode})"
+                if max(im.size) > MAX_MASK_SIDE:
+                    return None, "label map too large (decompression bomb)"
+                return np.array(im), None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return None, "label map too large (decompression bomb)"
+    except (OSError, ValueError, SyntaxError):
+        return None, "unreadable label map"
 
 
 def _label_files(label_dir: str, label_ext: str) -> List[str]:
@@ -141,12 +213,16 @@ def load_ego4d(
     drop_frames_without_narration: bool = False,
     noun_phrase_extractor="rule",
     synonyms=None,
+    exclude_other_person: bool = True,
 ) -> List[Dict]:
     """Load EgoHOS label maps + Ego4D narrations as WISH dataset dicts (rules: module docstring)."""
     skips = SkipLog(dataset_name or "ego4d")
-    pattern = re.compile(name_pattern)
+    pattern = _compile_name_pattern(name_pattern)
+    if isinstance(window_frames, bool) or not isinstance(window_frames, int) or not 0 <= window_frames <= MAX_FRAME:
+        raise DataFormatError(f"window_frames must be an integer in [0, {MAX_FRAME}], got {window_frames!r}")
     syn = load_synonyms(synonyms)
-    table = load_ego4d_narrations(narration_json, passes, fps) if narration_json else None
+    table = (load_ego4d_narrations(narration_json, passes, fps, exclude_other_person, skips)
+             if narration_json else None)
     dicts = []
     for label_path in _label_files(label_dir, label_ext):
         rel = os.path.relpath(label_path, label_dir)
@@ -155,24 +231,35 @@ def load_ego4d(
         if not m:
             skips.skip("file name does not match name_pattern", rel)
             continue
-        video_uid, frame_no = m.group("video_uid"), int(m.group("frame"))
+        try:
+            video_uid, frame_no = m.group("video_uid"), int(m.group("frame"))
+        except (TypeError, ValueError):
+            skips.skip("name_pattern group frame is not a number", rel)
+            continue
+        if not 0 <= frame_no <= MAX_FRAME:
+            skips.skip(f"frame number out of range (> {MAX_FRAME})", rel)
+            continue
         image_path = next((os.path.join(image_root, stem + e) for e in IMAGE_EXTS
                            if os.path.isfile(os.path.join(image_root, stem + e))), None)
+        image_size = None
         if image_path is None:
             if check_images:
                 skips.skip("missing image", os.path.join(image_root, stem + ".jpg"))
                 continue
             image_path = os.path.join(image_root, stem + ".jpg")
-        try:
-            with Image.open(label_path) as im:
-                if im.mode not in ("L", "P", "I", "I;16"):
-                    skips.skip(f"label map is not single-channel (mode {im.mode})", rel)
-                    continue
-                label = np.array(im)
-        except (OSError, ValueError):
-            skips.skip("unreadable label map", rel)
+        elif check_images:
+            image_size, problem = probe_image(image_path)
+            if image_size is None:
+                skips.skip(problem, image_path)
+                continue
+        label, problem = _read_label_map(label_path)
+        if label is None:
+            skips.skip(problem, rel)
             continue
         h, w = label.shape
+        if image_size is not None and image_size != (h, w):
+            skips.skip("label map and image differ in size", rel)
+            continue
         if (label > 8).any():
             skips.note("unknown label ids > 8 (ignored)", rel)
 
