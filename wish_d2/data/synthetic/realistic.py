@@ -12,7 +12,7 @@ import numpy as np
 from ...utils.masks import polygons_to_rle
 from .drawing import SHIFT, to_cv
 from .layout import SPLITS
-from .outlines import trace_polygons
+from .outlines import trace_scaled_polygons
 from .profiles import SyntheticProfile
 from .render import apply_lighting, paint_scene, touching, visible_entities
 from .segmenter import jitter_mask
@@ -24,10 +24,6 @@ MIN_PROPOSAL_PX = 6  # at working resolution
 MAX_SINGLE_CYCLES = 8  # fragment / background rounds when a frame has too few candidates
 
 
-def _scaled(polys: List, sx: float, sy: float) -> List:
-    return [[[round(x * sx, 1), round(y * sy, 1)] for x, y in p] for p in polys]
-
-
 def _part_masks(ent: Dict, shape: Tuple[int, int]) -> List[np.ndarray]:
     """The visible pixels of each silhouette part of an object (handle, blade...) or hand (arm, palm, fingers)."""
     if "parts" in ent:
@@ -37,12 +33,13 @@ def _part_masks(ent: Dict, shape: Tuple[int, int]) -> List[np.ndarray]:
         polys = list(ent["base"]) + list(ent["top"])
     if len(polys) < 2:
         return []
+    total = np.count_nonzero(ent["mask"])
     out = []
     for pts in polys:
         canvas = np.zeros(shape, np.uint8)
         cv2.fillPoly(canvas, [to_cv(pts)], 1, cv2.LINE_8, SHIFT)
         part = canvas.astype(bool) & ent["mask"]
-        if part.sum() >= MIN_PROPOSAL_PX and part.sum() < ent["mask"].sum():
+        if MIN_PROPOSAL_PX <= np.count_nonzero(part) < total:
             out.append(part)
     return out
 
@@ -89,7 +86,7 @@ def _sam_like_proposals(rng, masks: List[np.ndarray], parts: List[List[np.ndarra
             optional.append((masks[i] | masks[adj[int(rng.integers(len(adj)))]], rng.uniform(0.6, 0.9)))
     order = rng.permutation(len(optional))
     props += [optional[k] for k in order[:max(0, num - len(props))]]
-    big = [m for m in masks if m.sum() >= 4 * MIN_PROPOSAL_PX]
+    big = [m for m in masks if np.count_nonzero(m) >= 4 * MIN_PROPOSAL_PX]
     for _ in range(MAX_SINGLE_CYCLES):
         if len(props) >= num:
             break
@@ -98,7 +95,7 @@ def _sam_like_proposals(rng, masks: List[np.ndarray], parts: List[List[np.ndarra
                 cand, score = _fragment(rng, big[int(rng.integers(len(big)))]), rng.uniform(0.5, 0.9)
             else:
                 cand, score = _background_region(rng, bg), rng.uniform(0.4, 0.95)
-            if cand.sum() >= MIN_PROPOSAL_PX:
+            if np.count_nonzero(cand) >= MIN_PROPOSAL_PX:
                 props.append((cand, score))
     props = props[:num]
     props.sort(key=lambda p: -p[1])
@@ -109,7 +106,7 @@ def _full_resolution_rles(masks: List[np.ndarray], scores: List[float], H: int, 
     """Working-resolution masks as the RLEs of their scaled outlines (never rasterised at full resolution)."""
     rles, kept = [], []
     for m, score in zip(masks, scores):
-        polys = [[c for pt in p for c in pt] for p in _scaled(trace_polygons(m), sx, sy) if len(p) >= 3]
+        polys = [[c for pt in p for c in pt] for p in trace_scaled_polygons(m, sx, sy)]
         if polys:
             rles.append(polygons_to_rle(polys, H, W))
             kept.append(score)
@@ -134,7 +131,7 @@ def render_realistic_frame(seed: int, split: str, index: int, height: int, width
         raise RuntimeError(f"cv2 could not encode synthetic frame {split}/{index} as {profile.image_format}")
 
     vis_objs, vis_hands = visible_entities(label, hands, ents, max(4, int(0.0002 * h * w)),
-                                           trace=lambda m: _scaled(trace_polygons(m), sx, sy))
+                                           trace=lambda m: trace_scaled_polygons(m, sx, sy))
     ent_list = vis_objs + [vis_hands[s] for s in ("left", "right") if s in vis_hands]
     masks = [e["mask"] for e in ent_list]
     parts = [_part_masks(e, (h, w)) for e in ent_list]
