@@ -38,10 +38,14 @@ extracted with the configured noun-phrase extractor, see ``narrations.py``).
 
 Bad input
 ---------
-A COCO or narration file that is not JSON / not the expected layout raises ``DataFormatError`` naming the file.
-Skipped (counted): annotations without a mask, images whose file is missing (with ``check_images``), frames
-without narration (``drop_frames_without_narration``). Flagged: frames without narration, narration keys
-matching no image, hands with an unknown side. One summary line per dataset.
+A COCO or narration file that is not JSON / not the expected layout raises ``DataFormatError`` naming the file,
+the record and the field: see ``coco_checks.py`` for the COCO file (duplicate image, category or annotation
+ids, a category without ``id``, RLEs without ``size``, of another size than their image or whose counts do not
+add up, wrong types); a narration entry that is not strings. Skipped (counted): annotations and hands without a
+usable mask (no polygon left after dropping degenerate, non-finite, far out-of-range or fully outside polygons,
+an empty mask), images whose file is missing (with ``check_images``), frames without narration
+(``drop_frames_without_narration``). Flagged: frames without narration, narration keys matching no image,
+annotations of an image id that is not in ``images``, hands with an unknown side. One summary line per dataset.
 """
 import json
 import logging
@@ -51,7 +55,8 @@ from typing import Dict, List, Optional, Sequence
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import load_coco_json
 
-from ..utils.masks import decode_rle
+from ..utils.masks import check_rle, decode_rle, merge_rles, polygon_problem, polygons_to_rle, rle_area
+from .coco_checks import check_coco_instances
 from .common import (
     CATEGORY_IDS,
     DataFormatError,
@@ -62,7 +67,6 @@ from .common import (
     make_hand,
     set_wish_metadata,
 )
-from ..utils.masks import merge_rles, polygons_to_rle
 from .hand_side import assign_sides
 from .narrations import apply_synonyms, extract_noun_phrases, load_synonyms
 
@@ -103,13 +107,37 @@ def _read_json(path: str, what: str):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataFormatError(f"{path}: not valid JSON ({e})") from e
+    except RecursionError:
+        raise DataFormatError(f"{path}: nested too deeply to be JSON data") from None
 
 
-def _segm_to_rle(segm, h: int, w: int) -> Optional[Dict]:
+def _segm_to_rle(segm, h: int, w: int, skips: SkipLog, where: str) -> Optional[Dict]:
+    """A validated, non-empty RLE of ``segm`` (RLE or polygons), or ``None`` with the reason counted."""
     if isinstance(segm, dict):
-        return merge_rles([segm])
-    polys = [p for p in (segm or []) if len(p) >= 6 and len(p) % 2 == 0]
-    return polygons_to_rle(polys, h, w) if polys else None
+        try:
+            rle = check_rle(segm, h, w)
+        except ValueError as e:
+            skips.skip(f"invalid RLE ({e})", where)
+            return None
+    else:
+        polys = []
+        for p in segm if isinstance(segm, list) else []:
+            problem = polygon_problem(p, h, w) if isinstance(p, list) else "malformed polygon"
+            if problem:
+                skips.skip(problem, where)
+            else:
+                polys.append(p)
+        if not polys:
+            return None
+        rle = polygons_to_rle(polys, h, w)
+    if rle_area(rle) == 0:
+        skips.skip("empty mask", where)
+        return None
+    return merge_rles([rle])
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(x, str) for x in value)
 
 
 def _side(value) -> Optional[str]:
@@ -132,16 +160,13 @@ def load_coco_narrations(
     skips = SkipLog(dataset_name or "coco_narrations")
     syn = load_synonyms(synonyms)
     raw = _read_json(coco_json, "COCO annotation file")
-    if not isinstance(raw, dict) or not isinstance(raw.get("images"), list) or not isinstance(
-        raw.get("categories"), list
-    ):
-        raise DataFormatError(f"{coco_json}: expected a COCO object with 'images' and 'categories' lists")
+    check_coco_instances(coco_json, raw)
     roles = {}
     bad = []
     for c in raw["categories"]:
-        role = category_role(c.get("name", "")) if isinstance(c, dict) else None
+        role = category_role(c["name"])
         if role is None:
-            bad.append(c.get("name") if isinstance(c, dict) else c)
+            bad.append(c["name"])
         else:
             roles[c["id"]] = role
     if bad:
@@ -149,9 +174,11 @@ def load_coco_narrations(
             f"{coco_json}: categories {bad} do not map to left/right/both objects or left/right hands "
             "(see wish_d2/data/coco_narrations.py)"
         )
-    image_hands = {img["id"]: img.get("hands") or [] for img in raw["images"] if isinstance(img, dict)}
-    by_file = {img.get("file_name"): img["id"] for img in raw["images"] if isinstance(img, dict)}
-    file_by_id = {i: k for k, i in by_file.items()}  # one lookup per image, not a scan of all images
+    image_hands = {img["id"]: img.get("hands") or [] for img in raw["images"]}
+    file_by_id = {img["id"]: img["file_name"] for img in raw["images"]}  # one lookup per image, not a scan
+    for a in raw.get("annotations", []):
+        if a["image_id"] not in file_by_id:
+            skips.note("annotation of an image_id not in images (ignored)", f"annotation {a['id']!r}")
     del raw
 
     narr_map = {}
@@ -174,10 +201,15 @@ def load_coco_narrations(
             skips.skip("missing image", rec["file_name"])
             continue
         hand_items = []  # (side or None, rle)
-        for hd in image_hands.get(img_id, []):
-            rle = _segm_to_rle(hd.get("segmentation") if isinstance(hd, dict) else None, h, w)
+        hands_field = image_hands.get(img_id, [])
+        if not isinstance(hands_field, list):
+            raise DataFormatError(f"{coco_json}: image {img_id!r}: field hands must be a list")
+        for k, hd in enumerate(hands_field):
+            where = f"image {img_id} hands[{k}]"
+            segm = hd.get("segmentation") if isinstance(hd, dict) else None
+            rle = _segm_to_rle(segm, h, w, skips, where) if segm else None
             if rle is None:
-                skips.skip("hand without a mask", f"image {img_id}")
+                skips.skip("hand without a mask", where)
                 continue
             hand_items.append((_side(hd.get("side")), rle))
         annotations = []
@@ -186,9 +218,11 @@ def load_coco_narrations(
             if role is None:
                 skips.skip("annotation with an unknown category_id", f"image {img_id}")
                 continue
-            rle = _segm_to_rle(obj.get("segmentation"), h, w) if "segmentation" in obj else None
+            where = f"image {img_id} annotation {obj.get('id', '?')!r}"
+            segm = obj.get("segmentation")
+            rle = _segm_to_rle(segm, h, w, skips, where) if segm else None
             if rle is None:
-                skips.skip("annotation without a mask", f"image {img_id}")
+                skips.skip("annotation without a mask", where)
                 continue
             if "hand" in obj or role[0] == "hand":
                 side = _side(obj["hand"]) if "hand" in obj else role[1]
@@ -215,12 +249,13 @@ def load_coco_narrations(
             used_keys.add(key)
             if isinstance(entry, str):
                 narrations = [entry]
-            elif isinstance(entry, list) and all(isinstance(x, str) for x in entry):
+            elif _strings(entry):
                 narrations = list(entry)
-            elif isinstance(entry, dict) and isinstance(entry.get("narrations", []), list):
-                narrations = [str(x) for x in entry.get("narrations", [])]
+            elif isinstance(entry, dict) and _strings(entry.get("narrations", [])) and _strings(
+                    entry.get("noun_phrases", [])):
+                narrations = list(entry.get("narrations", []))
                 if "noun_phrases" in entry:
-                    phrases = apply_synonyms([str(p).strip().lower() for p in entry["noun_phrases"]], syn)
+                    phrases = apply_synonyms([p.strip().lower() for p in entry["noun_phrases"]], syn)
             else:
                 raise DataFormatError(f"{narrations_json}: entry {key!r} must be a list of strings, a string "
                                       "or {'narrations': [...], 'noun_phrases': [...]}")
