@@ -132,7 +132,7 @@ class DetectorHands(DatasetHands):
             raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
         weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS") if weights else ""
         if not weights:
-            raise ValueError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs trained weights")
+            raise ValueError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights")
         cfg = get_cfg()
         cfg.merge_from_file(config_file)
         self.class_names = [str(c).lower() for c in class_names]
@@ -172,7 +172,7 @@ class DetectorHands(DatasetHands):
         return out
 
 
-# Registry keys are the builder names (fvcore registries register by __name__): HANDS.SOURCE dataset | precomputed | detector
+# Registry keys are the builder names (fvcore registries key by __name__): HANDS.SOURCE dataset | precomputed | detector
 @HAND_SOURCE_REGISTRY.register()
 def dataset(cfg):
     return DatasetHands(cfg.MODEL.WISH.HANDS.SIDE_HEURISTIC)

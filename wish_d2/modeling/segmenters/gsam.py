@@ -92,7 +92,8 @@ def load_grounding_dino(path: str):
         model = GroundingDinoForObjectDetection.from_pretrained(source, local_files_only=cache_only)
         processor = AutoProcessor.from_pretrained(source, local_files_only=cache_only)
     except (OSError, ValueError) as e:  # missing files, offline cache miss, unknown or private repo
-        what = "the local folder did not load" if local else "not a local folder, and as a Hugging Face repo id it failed"
+        what = ("the local folder did not load" if local
+                else "not a local folder, and as a Hugging Face repo id it failed")
         if unreachable:
             what += f" ({unreachable}; looked in the local cache only)"
         raise RuntimeError(
