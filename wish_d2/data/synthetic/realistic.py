@@ -21,7 +21,9 @@ __all__ = ["render_realistic_frame"]
 
 STREAM = 2  # last element of the per-frame random stream, apart from the benchmark's [seed, split, index]
 MIN_PROPOSAL_PX = 6  # at working resolution
-MAX_SINGLE_CYCLES = 8  # fragment / background rounds when a frame has too few candidates
+P_MISS_WHOLE = 0.03  # an entity gets no whole-mask proposal (automatic mask generators rarely miss an object)
+P_MERGE = 0.3  # per entity: one proposal of it merged with an entity it touches
+MAX_FILL_ROUNDS = 8  # fragment / background rounds when a frame has too few candidates
 
 
 def _part_masks(ent: Dict, shape: Tuple[int, int]) -> List[np.ndarray]:
@@ -66,7 +68,7 @@ def _background_region(rng, bg: np.ndarray) -> np.ndarray:
     c = np.array([rng.uniform(0, W), rng.uniform(0, H)])
     pts = c + rng.normal(0, rng.uniform(0.03, 0.2) * min(H, W), (7, 2))
     blob = np.zeros((H, W), np.uint8)
-    cv2.fillConvexPoly(blob, to_cv(pts), 1, cv2.LINE_8, SHIFT)
+    cv2.fillConvexPoly(blob, cv2.convexHull(to_cv(pts)), 1, cv2.LINE_8, SHIFT)
     return blob.astype(bool) & bg
 
 
@@ -76,18 +78,18 @@ def _sam_like_proposals(rng, masks: List[np.ndarray], parts: List[List[np.ndarra
     parts, merges, fragments and background regions."""
     props: List[Tuple[np.ndarray, float]] = []
     for m in masks:  # whole entities, rarely missed
-        if rng.random() >= 0.03:
+        if rng.random() >= P_MISS_WHOLE:
             props.append((jitter_mask(m, rng), rng.uniform(0.85, 1.0)))
     optional: List[Tuple[np.ndarray, float]] = []
     for ps in parts:
         optional += [(p, rng.uniform(0.7, 0.98)) for p in ps]
     for i, adj in enumerate(adjacency):
-        if adj and rng.random() < 0.3:
+        if adj and rng.random() < P_MERGE:
             optional.append((masks[i] | masks[adj[int(rng.integers(len(adj)))]], rng.uniform(0.6, 0.9)))
     order = rng.permutation(len(optional))
     props += [optional[k] for k in order[:max(0, num - len(props))]]
     big = [m for m in masks if np.count_nonzero(m) >= 4 * MIN_PROPOSAL_PX]
-    for _ in range(MAX_SINGLE_CYCLES):
+    for _ in range(MAX_FILL_ROUNDS):
         if len(props) >= num:
             break
         for _ in range(num - len(props)):
