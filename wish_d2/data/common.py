@@ -85,7 +85,7 @@ class SkipLog:
 
 
 def make_annotation(rle: Dict, category_id: int, noun: str) -> Dict:
-    """An in-hand object ground-truth annotation in the ARCHITECTURE.md format."""
+    """An in-hand object ground-truth annotation in the ``docs/ARCHITECTURE.md`` format."""
     rle = rle_to_str(rle) if not isinstance(rle.get("counts"), str) else rle
     return {
         "category_id": int(category_id),
@@ -116,7 +116,7 @@ def dedup(items: Iterable[str]) -> List[str]:
 
 
 def set_wish_metadata(name: str, image_root: str, nouns: Optional[Sequence[str]] = None, **extra) -> None:
-    """Set the metadata every WISH dataset carries (ARCHITECTURE.md); ``extra`` adds optional keys
+    """Set the metadata every WISH dataset carries (``docs/ARCHITECTURE.md``); ``extra`` adds optional keys
     (``proposals_file``, ``json_file``, ...). ``None`` values are skipped."""
     fields = dict(thing_classes=list(THING_CLASSES), evaluator_type=EVALUATOR_TYPE, image_root=image_root)
     if nouns is not None:

@@ -1,9 +1,9 @@
 """Hand sides: the vertical-split heuristic and its accuracy where ground-truth sides exist.
 
-Heuristic (DESIGN.md §2.2): in a head-mounted egocentric view the left arm enters from the left, so a hand whose
+Heuristic (``docs/METHOD.md``): in a head-mounted egocentric view the left arm enters from the left, so a hand whose
 mask centroid lies left of the image centre (``x_c < width / 2``) is the left hand, otherwise the right.
 :func:`assign_sides` applies it to the hands of one frame and keeps "at most one hand per side"
-(ARCHITECTURE.md): when two hands fall on the same side, the one with the smaller centroid x becomes ``left``.
+(``docs/ARCHITECTURE.md``): when two hands fall on the same side, the one with the smaller centroid x becomes ``left``.
 The heuristic is switched by ``MODEL.WISH.HANDS.SIDE_HEURISTIC`` so other camera mounts can replace it.
 """
 from typing import Dict, List, Optional, Sequence

@@ -1,7 +1,7 @@
 """Narrations -> noun phrases, offline and pluggable.
 
 Every loader fills ``dataset_dict["noun_phrases"]``: lower-case noun phrases, de-duplicated in order of first
-appearance (ARCHITECTURE.md). Where they come from:
+appearance (``docs/ARCHITECTURE.md``). Where they come from:
 
 * **EPIC-KITCHENS-100** already lists the nouns of each narration in its ``all_nouns`` column (a Python-list
   string, read with ``ast.literal_eval``). Noun keys use the colon form, most specific word last:
