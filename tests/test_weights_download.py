@@ -48,10 +48,15 @@ class _Server:
         self.httpd.server_close()
 
 
+@pytest.fixture(autouse=True)
+def iopath_cache_in_tmp(tmp_path, monkeypatch):
+    """PathManager (iopath) caches downloads under $FVCORE_CACHE: a tmp dir, never $HOME."""
+    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "iopath_cache"))
+
+
 @pytest.fixture
 def served(tmp_path, monkeypatch):
-    """(folder served over HTTP, server); PathManager's download cache is a tmp dir, the network is 'online'."""
-    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "iopath_cache"))
+    """(folder served over HTTP, server), in online mode."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     folder = tmp_path / "www"
@@ -136,7 +141,6 @@ def test_closed_port_fails_at_once():
 
 def test_silent_server_times_out(monkeypatch, tmp_path):
     """A server that accepts the connection and never answers: the download gives up after the socket timeout."""
-    monkeypatch.setenv("FVCORE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(weights, "DOWNLOAD_TIMEOUT_S", 0.3)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
@@ -146,7 +150,8 @@ def test_silent_server_times_out(monkeypatch, tmp_path):
             resolve_weights_file(url, "MODEL.WISH.SEGMENTER.SAM_CHECKPOINT")
     assert url in str(e.value)
     assert socket.getdefaulttimeout() is None  # the process-wide default is restored
-    assert not list((tmp_path / "cache").rglob("*.pth"))  # nothing half-written left to be read back as valid
+    cache = tmp_path / "iopath_cache"
+    assert not (cache / "sam.pth").exists() and not (cache / "sam.pth.tmp").exists()  # nothing half-written kept
 
 
 def test_offline_uses_the_cache_and_fails_fast_without_it(served, monkeypatch):
