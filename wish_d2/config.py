@@ -24,6 +24,7 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP.PROMPT = "{noun} in contact with the {side} hand"  # Stage 1 text template per noun phrase and side
     W.CLIP.ZERO_SHOT_PROMPT = "an object held in the {side} hand"  # CLIP zero-shot baseline prompt
     W.CLIP.MASK_SOFT_COVERAGE = True  # attention bias from the fraction of each patch a mask covers (else binary)
+    W.CLIP.AUTOCAST = ""  # "bfloat16": image tower under CUDA autocast (faster GPU extraction); "" float32; CPU ignores it
 
     W.SEGMENTER = CN()
     W.SEGMENTER.NAME = "SAM"  # SEGMENTER_REGISTRY entry used by online proposal generators: SAM | GSAM

@@ -1,10 +1,13 @@
-"""Geometric relations g(m_i, H_s) between object proposals and hands (DESIGN §2.4).
+"""Geometric relations g(m_i, H_s) between object proposals and hands, and the contact zone of each pair.
 
-The feasibility experiment (DESIGN §7) found that these features carry most of the signal, so they are computed
-carefully but cheaply: masks are area-downsampled to a working resolution (long side ``max_side``), the hand is dilated
-with one ``max_pool2d``, and every feature is a matrix product or a reduction over all masks at once. All features are
-resolution independent (fractions of areas, offsets divided by the image diagonal) and roughly unit scale, so the MLPs
-need no extra normalisation. Absent hands and empty proposals give all-zero features (never NaN).
+Algorithm: docs/ARCHITECTURE.md ("Core tensors"). These features carry most of the signal of the method, so they are
+computed carefully but cheaply: nothing here ever works at the frame's full resolution once the frame is larger than
+the working resolution. :func:`to_working_res` area-averages masks once to a working size (long side
+``working_side``, a no-op for smaller frames); every function below takes masks at any resolution, as booleans or as
+area fractions in [0, 1], and all its features are fractions of areas or offsets divided by the image diagonal, so
+they do not depend on the resolution they are computed at. Dilations are one separable ``max_pool2d`` and every
+feature is a matrix product or a reduction over all masks at once. Absent hands and empty proposals give all-zero
+features (never NaN).
 """
 import math
 from typing import Tuple
@@ -12,8 +15,8 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "pair_geometry", "hand_overlap_fraction", "masks_to_boxes",
-           "contact_region_masks"]
+__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "MIN_WORKING_SIDE", "working_size", "to_working_res", "pair_geometry",
+           "hand_overlap_fraction", "masks_to_boxes", "contact_region_masks"]
 
 #: Names of the G features, in order.
 GEOMETRY_NAMES = (
@@ -31,15 +34,72 @@ GEOMETRY_DIM = len(GEOMETRY_NAMES)
 _EPS = 1e-6
 
 
+#: Smallest long side of the working resolution. Frames up to this size are processed at their own resolution, so
+#: their features are exactly those of the full-resolution computation; larger frames are area-averaged down to it.
+MIN_WORKING_SIDE = 224
+
+#: Masks are converted to float in chunks of at most this many full-resolution pixels (bounds peak memory).
+_MAX_CHUNK_ELEMS = 1 << 24
+
+
+def working_size(height: int, width: int, side: int) -> Tuple[int, int]:
+    """``(h, w)`` with long side ``side`` and the frame's aspect ratio; the frame's own size if it is not larger."""
+    height, width = int(height), int(width)
+    if max(height, width) <= side:
+        return height, width
+    s = side / max(height, width)
+    return max(1, round(height * s)), max(1, round(width * s))
+
+
+def to_working_res(masks: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """``[K, H, W]`` bool/float -> float ``[K, h, w]``: the fraction of each working pixel the mask covers.
+
+    Area averaging keeps every area and centroid exact up to the pixel grid; at ``size == (H, W)`` it is the plain
+    float copy. Boolean masks are first summed over integer ``f x f`` blocks in uint8 (one read of the full-resolution
+    bytes, no float copy of them), then the small block means are area-averaged to ``size``. Done in chunks, so a
+    stack of full-HD masks never exists as float.
+    """
+    K, H, W = masks.shape
+    size = (int(size[0]), int(size[1]))
+    if size == (H, W) or K == 0:
+        return masks.float()
+    out = torch.empty((K, *size), dtype=torch.float32, device=masks.device)
+    f = max(1, min(H // size[0], W // size[1]) // 2)  # block means at >= 2x the working size, then area-averaged
+    step = max(1, _MAX_CHUNK_ELEMS // max(1, H * W))
+    for k in range(0, K, step):
+        chunk = masks[k:k + step]
+        x = _block_means(chunk, f) if chunk.dtype == torch.bool and f > 1 else chunk.float()
+        out[k:k + step] = F.adaptive_avg_pool2d(x.unsqueeze(1), size).squeeze(1)
+    return out
+
+
+def _block_sum(x: torch.Tensor, f: int, dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """Sums of ``f`` consecutive entries along ``dim`` (1 or 2) of ``[K, A, B]``; a shorter last block keeps its sum."""
+    n = x.shape[dim]
+    full = (n // f) * f
+    main = x.narrow(dim, 0, full)
+    shape = list(main.shape)
+    shape[dim:dim + 1] = [n // f, f]
+    parts = [main.reshape(shape).sum(dim + 1, dtype=dtype)]
+    if full < n:
+        parts.append(x.narrow(dim, full, n - full).sum(dim, keepdim=True, dtype=dtype))
+    return torch.cat(parts, dim) if len(parts) > 1 else parts[0]
+
+
+def _block_means(masks: torch.Tensor, f: int) -> torch.Tensor:
+    """bool ``[K, H, W]`` -> float ``[K, ceil(H/f), ceil(W/f)]``: the covered fraction of each ``f x f`` block."""
+    K, H, W = masks.shape
+    x = _block_sum(masks.view(torch.uint8), f, 2, torch.uint8 if f <= 255 else torch.int32)  # [K, H, ceil(W/f)]
+    x = _block_sum(x, f, 1, torch.int32)  # [K, ceil(H/f), ceil(W/f)]
+    rows = torch.full((x.shape[1],), float(f), device=x.device)
+    cols = torch.full((x.shape[2],), float(f), device=x.device)
+    rows[-1], cols[-1] = H - f * (x.shape[1] - 1), W - f * (x.shape[2] - 1)
+    return x.float() / (rows[:, None] * cols[None, :])
+
+
 def _to_working_res(masks: torch.Tensor, max_side: int) -> torch.Tensor:
-    """[K, H, W] bool/float -> float [K, h, w] with long side <= max_side (area averaging keeps fractions exact)."""
-    m = masks.float()
-    H, W = m.shape[-2:]
-    if max(H, W) <= max_side or m.shape[0] == 0:
-        return m
-    s = max_side / max(H, W)
-    size = (max(1, round(H * s)), max(1, round(W * s)))
-    return F.adaptive_avg_pool2d(m.unsqueeze(1), size).squeeze(1)
+    """[K, H, W] -> float [K, h, w] with long side <= max_side."""
+    return to_working_res(masks, working_size(masks.shape[-2], masks.shape[-1], max_side))
 
 
 def masks_to_boxes(masks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -144,16 +204,25 @@ def pair_geometry(
 def hand_overlap_fraction(masks: torch.Tensor, hand_masks: torch.Tensor) -> torch.Tensor:
     """Fraction of each proposal's area covered by the union of the hands: ``[N, H, W], [K, H, W] -> [N]``.
 
-    Used to drop proposals that are mostly hand (cfg.MODEL.WISH.PROPOSALS.MAX_HAND_FRACTION). Empty proposals give 0.
+    Used to drop proposals that are mostly hand (cfg.MODEL.WISH.PROPOSALS.MAX_HAND_FRACTION). Masks may be booleans
+    (exact) or working-resolution area fractions, where a pixel's overlap is the product of the two fractions (exact
+    wherever either mask covers the whole pixel, i.e. everywhere but along both boundaries). Empty proposals give 0.
     """
     N = masks.shape[0]
     if N == 0 or hand_masks.shape[0] == 0:
         return torch.zeros((N,), device=masks.device)
-    union = (hand_masks > 0).any(dim=0).to(masks.device)
-    inside = masks > 0
-    area = inside.flatten(1).sum(1)
-    inter = (inside & union).flatten(1).sum(1)
-    return inter.float() / area.clamp_min(1).float()
+    union = hand_masks.to(masks.device).float().clamp(0, 1).amax(dim=0).flatten()
+    m = masks.float().flatten(1)
+    return (m @ union) / m.sum(1).clamp_min(1)
+
+
+def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
+    """Square dilation of ``[K, h, w]`` (nonzero = inside) by radius ``r`` -> bool, as two 1-D max-pool passes."""
+    x = (x > 0).float()
+    if r == 0 or x.shape[0] == 0:
+        return x > 0
+    x = F.max_pool2d(x.unsqueeze(1), (1, 2 * r + 1), stride=1, padding=(0, r))
+    return F.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0)).squeeze(1) > 0
 
 
 def contact_region_masks(
@@ -165,28 +234,28 @@ def contact_region_masks(
     hand (fingers, palm edge) lying on or next to the object. It is the visual evidence of HOW a hand touches an
     object (fingers wrapped over a held object vs. a palm resting on a surface), which the geometry features cannot
     see: overlap and distance are the same for "held" and "resting on". Mask-pooling this zone with the same
-    one-pass CLIP pooling (DESIGN §2.3) gives ``v_contact``, a third visual input of the pair features.
+    one-pass CLIP pooling (:mod:`.clip_pooling`) gives ``v_contact``, a third visual input of the pair features.
+
+    Meant for working-resolution masks (:func:`to_working_res`): the dilation radius is a fraction of the diagonal
+    of whatever resolution it gets, so the zone's footprint does not depend on it, and the cost does not grow with
+    the frame. A pixel's zone value is the larger of its object and hand fractions (each kept where the other mask's
+    dilation reaches), so boolean masks give exactly the 0/1 zone.
 
     Args:
-        masks: ``[N, H, W]`` proposal masks; hand_masks ``[2, H, W]`` ordered [left, right]; hand_present ``[2]``.
+        masks: ``[N, h, w]`` proposal masks, bool or area fractions in [0, 1].
+        hand_masks: ``[2, h, w]`` ordered [left, right], same kind; hand_present ``[2]``.
         dilation: radius as a fraction of the image diagonal (the geometry features' hand dilation).
     Returns:
-        ``bool [N, 2, H, W]``; all False for absent hands (an empty mask pools to a finite embedding).
+        float ``[N, 2, h, w]`` in [0, 1]; all zero for absent hands (an empty mask pools to a finite embedding).
     """
-    N, H, W = masks.shape
+    N, h, w = masks.shape
     device = masks.device
     if N == 0:
-        return torch.zeros((0, 2, H, W), dtype=torch.bool, device=device)
-    r = int(round(dilation * math.hypot(H, W)))
+        return torch.zeros((0, 2, h, w), device=device)
+    r = int(round(dilation * math.hypot(h, w)))
     m = masks.float()
     hd = hand_masks.to(device).float() * hand_present.to(device).float()[:, None, None]
-
-    def dil(x):  # square max-pool dilation, done as two 1-D passes (same result, (2r+1)/2 times cheaper)
-        if r == 0:
-            return x
-        x = F.max_pool2d(x.unsqueeze(1), (1, 2 * r + 1), stride=1, padding=(0, r))
-        return F.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0)).squeeze(1)
-
-    m_d, h_d = dil(m) > 0, dil(hd) > 0
-    mb, hb = m > 0, hd > 0
-    return (mb[:, None] & h_d[None]) | (hb[None] & m_d[:, None])
+    m_d, h_d = _dilate(m, r), _dilate(hd, r)
+    obj_part = m[:, None] * h_d[None]  # [N, 2, h, w]: object pixels the dilated hand reaches
+    hand_part = hd[None] * m_d[:, None]  # hand pixels the dilated object reaches
+    return torch.maximum(obj_part, hand_part)

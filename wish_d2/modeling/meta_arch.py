@@ -2,13 +2,16 @@
 
 Two input paths share one code path after feature extraction:
 - **online**: dicts carry ``image`` (uint8 CHW RGB); :meth:`WISH.extract` runs the frozen proposal generator,
-  hand source, CLIP pooling and geometry (demo, inference on new images, ``WISH.CACHE.ENABLED False``);
+  hand source, CLIP pooling and geometry (demo, inference on new images, ``WISH.CACHE.ENABLED False``), at a
+  working resolution bounded by the ViT's input, whatever the frame size;
 - **cached**: dicts carry ``wish_features``, a record produced earlier by the same :meth:`WISH.extract` and read
   from the feature cache (training, evaluation). The frozen models then never run inside the training loop.
 """
 import logging
 from typing import Dict, List, Optional
 
+import numpy as np
+import pycocotools.mask as mask_util
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, build_proposal_generator
@@ -19,8 +22,9 @@ from torch import nn
 from ..config_validation import validate_wish_config
 from ..data.common import SIDES
 from ..registry import CLIP_ENCODER_REGISTRY
-from ..utils.masks import decode_rles, encode_rle, segmentation_to_mask
-from .geometry import contact_region_masks, hand_overlap_fraction, pair_geometry
+from ..utils.masks import decode_rles, encode_rle
+from .geometry import (MIN_WORKING_SIDE, contact_region_masks, hand_overlap_fraction, pair_geometry,
+                       to_working_res, working_size)
 from .hands import build_hand_source
 
 logger = logging.getLogger(__name__)
@@ -54,6 +58,8 @@ class WISH(nn.Module):
         self.zero_shot_prompt = zero_shot_prompt
         self.hand_dilation = hand_dilation
         self.max_hand_fraction = max_hand_fraction
+        # masks are pooled and measured at this long side at most, never finer than the ViT's own input
+        self.working_side = max(MIN_WORKING_SIDE, int(getattr(clip, "image_size", 0)))
         self._text_memo: Dict[str, torch.Tensor] = {}
         self.register_buffer("_device_probe", torch.zeros(0), persistent=False)
 
@@ -62,6 +68,10 @@ class WISH(nn.Module):
         validate_wish_config(cfg)  # fail before the frozen models load or any feature is extracted
         w = cfg.MODEL.WISH
         clip = CLIP_ENCODER_REGISTRY.get(w.CLIP.ENCODER)(cfg)
+        if w.CLIP.AUTOCAST:  # GPU only: MaskPooledCLIP ignores it elsewhere
+            if w.CLIP.AUTOCAST not in ("bfloat16", "float16"):
+                raise ValueError(f"MODEL.WISH.CLIP.AUTOCAST={w.CLIP.AUTOCAST!r}: expected '', 'bfloat16' or 'float16'")
+            clip.autocast_dtype = getattr(torch, w.CLIP.AUTOCAST)
         return {
             "clip": clip,
             "proposal_generator": build_proposal_generator(cfg, None),
@@ -85,42 +95,53 @@ class WISH(nn.Module):
     # ---- frozen part ---------------------------------------------------------------------------------------
     @torch.no_grad()
     def extract(self, batched_inputs: List[Dict]) -> List[Dict]:
-        """Frozen features of each image (a cache record, see :mod:`wish_d2.cache.store`)."""
+        """Frozen features of each image (a cache record, see :mod:`wish_d2.cache.store`).
+
+        Only the stored RLEs are encoded at the frame's full resolution. Hand filtering, contact zones, patch
+        coverage and geometry all work on masks area-averaged once to ``working_side`` (the larger of the ViT input
+        and ``geometry.MIN_WORKING_SIDE``), so their cost does not grow with the frame size; frames no larger than
+        that are used as they are. Ground-truth pair labels come from RLE IoUs.
+        """
         proposals = self.proposal_generator(batched_inputs)
         hands = self.hand_source(batched_inputs)
-        images, all_masks, kept = [], [], []
+        images, all_masks, kept, work = [], [], [], []
         for x, props, (hand_masks, hand_present) in zip(batched_inputs, proposals, hands):
-            masks = props.proposal_masks.to(torch.bool)
-            if len(masks) and hand_present.any():
-                keep = hand_overlap_fraction(masks, hand_masks) <= self.max_hand_fraction
+            # everything but the stored RLEs works at the working resolution (a no-op for small frames)
+            size = working_size(*hand_masks.shape[-2:], self.working_side)
+            m_w = to_working_res(props.proposal_masks, size).to(self.device)
+            h_w = to_working_res(hand_masks, size).to(self.device)
+            if len(m_w) and hand_present.any():
+                keep = (hand_overlap_fraction(m_w, h_w) <= self.max_hand_fraction).cpu()
                 props = props[keep]
-                masks = masks[keep]
+                m_w = m_w[keep.to(m_w.device)]
             kept.append(props)
+            work.append((m_w, h_w))
             images.append(x["image"])
             # one ViT pass pools N proposals, 2 hands and 2N contact zones (m_i, H_s) (see contact_region_masks)
-            zones = contact_region_masks(masks, hand_masks, hand_present, self.hand_dilation).flatten(0, 1)
-            all_masks.append(torch.cat([masks, hand_masks.to(torch.bool), zones.to(masks.device)]).to(self.device))
+            zones = contact_region_masks(m_w, h_w, hand_present, self.hand_dilation).flatten(0, 1)
+            all_masks.append(torch.cat([m_w, h_w, zones]))
         pixels = self.clip.preprocess([im.to(self.device) for im in images])
         pooled = self.clip.pool(pixels, all_masks)
         records = []
-        for x, props, (hand_masks, hand_present), emb in zip(batched_inputs, kept, hands, pooled):
+        for x, props, (hand_masks, hand_present), (m_w, h_w), emb in zip(batched_inputs, kept, hands, work, pooled):
             n = len(props)
-            masks = props.proposal_masks.to(torch.bool)
+            height, width = (int(s) for s in hand_masks.shape[-2:])
+            proposal_rles = [encode_rle(m) for m in props.proposal_masks.to(torch.bool)]
             v_hands = emb[n:n + 2].cpu() * hand_present[:, None]
             v_contact = emb[n + 2:].cpu().reshape(n, 2, emb.shape[-1]) * hand_present[None, :, None]
             records.append({
                 "image_id": str(x["image_id"]),
-                "height": int(masks.shape[-2] if n else hand_masks.shape[-2]),
-                "width": int(masks.shape[-1] if n else hand_masks.shape[-1]),
+                "height": height,
+                "width": width,
                 "v": emb[:n].float().cpu(),
-                "proposal_rles": [encode_rle(m) for m in masks],
+                "proposal_rles": proposal_rles,
                 "proposal_scores": props.objectness_logits.sigmoid().float().cpu(),
                 "hand_present": hand_present.clone(),
                 "v_hands": v_hands.float(),
                 "v_contact": v_contact.float(),
                 "hand_rles": [encode_rle(m) if p else None for m, p in zip(hand_masks, hand_present.tolist())],
-                "geom": pair_geometry(masks, hand_masks, hand_present, self.hand_dilation).float().cpu(),
-                "gt_pair_obj": gt_pair_targets(masks, x.get("annotations"), masks.shape[-2:]),
+                "geom": pair_geometry(m_w, h_w, hand_present, self.hand_dilation).float().cpu(),
+                "gt_pair_obj": gt_pair_targets(proposal_rles, x.get("annotations"), (height, width)),
             })
         return records
 
@@ -185,19 +206,46 @@ class WISH(nn.Module):
         return self._zero_shot_memo.to(self.device)
 
 
-def gt_pair_targets(masks: torch.Tensor, annotations: Optional[List[Dict]], hw, min_iou: float = 0.5
+def _segmentation_rle(segm, height: int, width: int) -> Dict:
+    """A COCO ``segmentation`` (RLE with str/bytes/list counts, or polygons) -> pycocotools RLE of that size."""
+    if isinstance(segm, dict):
+        counts = segm["counts"]
+        if isinstance(counts, list):
+            rle = mask_util.frPyObjects(segm, *segm["size"])
+        else:
+            rle = {"size": list(segm["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    elif isinstance(segm, list):
+        rle = mask_util.merge(mask_util.frPyObjects(segm, height, width))
+    else:
+        raise TypeError(f"unsupported segmentation type {type(segm)}")
+    if tuple(int(s) for s in rle["size"]) != (height, width):
+        raise ValueError(f"ground-truth mask is {tuple(rle['size'])}, the image is ({height}, {width})")
+    return rle
+
+
+def gt_pair_targets(proposal_rles: List[Dict], annotations: Optional[List[Dict]], hw, min_iou: float = 0.5
                     ) -> torch.Tensor:
-    """Fully supervised pair labels (DESIGN §2.8): per hand, the proposal with the best IoU against that hand's
-    ground-truth object (category side or ``both``) if IoU >= 0.5, else -1."""
+    """Fully supervised pair labels (docs/ARCHITECTURE.md, ``gt_pair_obj``): per hand, the proposal with the best IoU
+    against that hand's ground-truth object (category side or ``both``) if IoU >= 0.5, else -1.
+
+    IoUs come from the RLEs (pycocotools), never from full-resolution masks; the integer intersections are recovered
+    from them and divided in float32, so ties and the threshold resolve exactly as a dense float32 computation would.
+    """
     target = torch.full((2,), -1, dtype=torch.long)
-    if not annotations or not len(masks):
+    if not annotations or not len(proposal_rles):
         return target
-    flat = masks.flatten(1).float()
+    h, w = int(hw[0]), int(hw[1])
+    dt = [{"size": list(r["size"]), "counts": r["counts"].encode("ascii") if isinstance(r["counts"], str)
+           else r["counts"]} for r in proposal_rles]
+    area_d = mask_util.area(dt).astype(np.float64)
     for ann in annotations:
         cat = int(ann["category_id"])
-        g = torch.from_numpy(segmentation_to_mask(ann["segmentation"], int(hw[0]), int(hw[1]))).flatten().float()
-        inter = flat @ g
-        iou = inter / (flat.sum(1) + g.sum() - inter).clamp(min=1)
+        gt = _segmentation_rle(ann["segmentation"], h, w)
+        area_g = float(mask_util.area(gt))
+        iou_d = np.asarray(mask_util.iou(dt, [gt], [0]), dtype=np.float64).reshape(-1)
+        inter = np.rint(iou_d * (area_d + area_g) / (1.0 + iou_d))
+        inter_t = torch.from_numpy(inter).float()
+        iou = inter_t / (torch.from_numpy(area_d).float() + area_g - inter_t).clamp(min=1)
         best = int(iou.argmax())
         if float(iou[best]) >= min_iou:
             for s in ((0,) if cat == 0 else (1,) if cat == 1 else (0, 1)):
@@ -223,8 +271,7 @@ def collate_records(records: List[Dict], texts: List[torch.Tensor], device) -> D
         if n:
             v[b, :n] = r["v"]
             geom[b, :n] = r["geom"]
-            if "v_contact" in r:  # records of cache format 1 have none: zeros, like USE_VISUAL False
-                v_contact[b, :n] = r["v_contact"]
+            v_contact[b, :n] = r["v_contact"]
             obj_valid[b, :n] = True
         if m:
             text[b, :m] = t
