@@ -3,7 +3,8 @@
 Output layout of ``run_table(cfg, DIR, seeds)``::
 
     DIR/results.json, DIR/results.md          the table (means over seeds, and per seed)
-    DIR/seed<k>/cache/                        the feature cache every row of seed k reads
+    DIR/seed<k>/cache/                        the feature cache every row of seed k reads (unless
+                                              MODEL.WISH.CACHE.DIR names one)
     DIR/seed<k>/<row>/metrics.json            the row's full test metrics (in-hand IoUs, COCO segm AP)
     DIR/seed<k>/<row>/inference/<test>/       its predictions: inhand_predictions_coco.json (COCO results),
                                               and what Detectron2's COCOEvaluator writes

@@ -44,6 +44,7 @@ from detectron2.utils.logger import create_small_table
 from .. import compat
 from ..utils.masks import segmentation_to_mask
 from .coco_export import instances_to_coco_results, write_coco_results
+from ..data.common import SIDES
 from ..data.hand_side import side_from_mask
 from .metrics import InHandIoU, gt_label_map, hand_side_accuracy, paint_label_map
 
@@ -139,7 +140,7 @@ class InHandEvaluator(DatasetEvaluator):
         """(heuristic side, annotated side) of a hand, or None when no annotated side exists."""
         if hand.get("side_source") == "heuristic":
             return (hand["side"], hand["gt_side"]) if hand.get("gt_side") is not None else None
-        if hand.get("side_source") == "gt" and hand.get("side") in ("left", "right") and "segmentation" in hand:
+        if hand.get("side_source") == "gt" and hand.get("side") in SIDES and "segmentation" in hand:
             mask = torch.from_numpy(segmentation_to_mask(hand["segmentation"], height, width))
             guess = side_from_mask(mask.numpy(), width)
             return None if guess is None else (guess, hand["side"])
