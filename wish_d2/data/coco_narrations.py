@@ -189,7 +189,7 @@ def load_coco_narrations(
     used_keys = set()
 
     try:
-        base = load_coco_json(coco_json, image_root, dataset_name=None, extra_annotation_keys=["noun", "hand"])
+        base = load_coco_json(coco_json, image_root, dataset_name=None, extra_annotation_keys=["noun", "hand", "id"])
     except (KeyError, AssertionError, ValueError, TypeError) as e:
         raise DataFormatError(f"{coco_json}: not a valid COCO instances file ({e!r})") from e
 
