@@ -164,7 +164,8 @@ def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Opt
              ) -> Dict[str, Dict]:
     """Every method of one seed. The feature cache is built first; the independent training runs (WISH and its
     read-off baselines, then each ablation) then go to ``jobs`` worker processes, each with its share of the cores.
-    Every stage seeds itself, so the numbers do not depend on ``jobs`` beyond float summation order."""
+    Every stage seeds itself and every row reads the one cache, so the numbers do not depend on ``jobs`` beyond
+    the float summation order of the thread count each process gets."""
     # every row of the seed reads this one cache, wherever its own output folder is
     cfg = _with(cfg, cfg.OUTPUT_DIR, "MODEL.WISH.CACHE.DIR", cache_root(cfg))
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.VAL) + list(cfg.DATASETS.TEST):
