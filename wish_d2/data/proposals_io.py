@@ -52,10 +52,11 @@ def _check_record(rec, path: str, line, masks: bool = False) -> None:
     where = f"{path}:{line}"
     if not isinstance(rec, dict):
         raise ValueError(f"{where}: a proposal record must be a JSON object")
+    if "image_id" in rec:
+        where = f"{where} (image {rec['image_id']!r})"
     missing = [k for k in RECORD_KEYS if k not in rec]
     if missing:
         raise ValueError(f"{where}: proposal record lacks {missing}")
-    where = f"{where} (image {rec['image_id']!r})"
     h, w = rec["height"], rec["width"]
     if not (_is_int(h) and _is_int(w) and 0 < h <= MAX_MASK_SIDE and 0 < w <= MAX_MASK_SIDE):
         raise ValueError(f"{where}: height/width must be integers in 1..{MAX_MASK_SIDE}, got {h!r}, {w!r}")
