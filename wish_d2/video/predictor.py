@@ -1,0 +1,178 @@
+"""Temporal inference on videos (docs/VIDEO.md): link each frame's proposals to object tracks, smooth each hand's
+"holds track k / nothing" decision with a small online HMM, and emit at most one object per hand per frame.
+
+- :class:`TemporalDecoder`: the model-free part. Per frame it takes the cached-record fields (proposal RLEs,
+  embeddings, visible hands) and the Stage 2 logits, and returns the frame's selection. Causal (no future frames)
+  and bounded (tracks unseen for ``max_age`` frames are forgotten), so it runs online on a stream of any length.
+- :class:`VideoPredictor`: a :class:`~wish_d2.engine.predictor.WISHPredictor` over a video, frame by frame;
+  ``temporal=False`` gives the per-frame predictions (the switch).
+"""
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+from detectron2.structures import BitMasks, Instances
+
+from ..modeling.inference import select_in_hand
+from ..modeling.losses import NEG, null_padded_logits
+from ..utils.masks import decode_rles
+from .linking import ObjectLinker, shrink_masks
+from .smoothing import NOTHING, HandHMM
+
+__all__ = ["TemporalParams", "hand_probabilities", "TemporalDecoder", "VideoPredictor", "selection_to_instances"]
+
+CLASS_BOTH = 2
+
+
+@dataclass(frozen=True)
+class TemporalParams:
+    """Knobs of temporal inference; ``p_switch`` and ``theta_scale`` are calibrated on validation videos."""
+
+    p_switch: float = 0.05  # price of changing a hand's state between frames (HandHMM)
+    theta_scale: float = 1.0  # the HMM's "nothing" emission = theta_scale x the per-frame contact threshold
+    miss: float = 0.05  # emission of a live track that has no proposal this frame
+    emb_weight: float = 0.5  # linking score = IoU + emb_weight * cos
+    min_link: float = 0.5  # linking acceptance
+    max_age: int = 10  # frames a track survives unseen (the bounded window)
+    carry_frames: int = 2  # a held track without a proposal keeps its last mask for this many frames
+
+
+def hand_probabilities(contact_logits: torch.Tensor, match_logits: torch.Tensor, null_class: bool = True
+                       ) -> torch.Tensor:
+    """``[N, 2]`` fused probabilities ``q = sqrt(sigmoid(c) * softmax(a))`` of WISH's product rule
+    (``modeling/inference.py``), for every proposal and hand."""
+    n = contact_logits.shape[0]
+    if n == 0:
+        return contact_logits.new_zeros((0, 2)).float()
+    c = torch.sigmoid(contact_logits.float())
+    valid = torch.ones(1, n, dtype=torch.bool, device=contact_logits.device)
+    if null_class:
+        a = torch.softmax(null_padded_logits(match_logits.float()[None], valid), dim=1)[0, :n]
+    else:
+        a = torch.softmax(match_logits.float().masked_fill(~valid[0, :, None], NEG), dim=0)
+    return (c * a).sqrt()
+
+
+def selection_to_instances(selection: List[Tuple[torch.Tensor, int, float]], h: int, w: int) -> Instances:
+    inst = Instances((h, w))
+    masks = torch.stack([m for m, _, _ in selection]) if selection else torch.zeros((0, h, w), dtype=torch.bool)
+    inst.pred_masks = masks
+    inst.pred_boxes = BitMasks(masks).get_bounding_boxes()
+    inst.pred_classes = torch.tensor([c for _, c, _ in selection], dtype=torch.long)
+    inst.scores = torch.tensor([float(s) for _, _, s in selection], dtype=torch.float32)
+    return inst
+
+
+class TemporalDecoder:
+    """Online temporal inference for one video; call :meth:`reset` between videos."""
+
+    def __init__(self, theta: float, params: TemporalParams = TemporalParams(), both_rule: bool = True,
+                 null_class: bool = True):
+        self.params = params
+        self.theta = float(min(0.999, max(1e-3, theta * params.theta_scale)))
+        self.both_rule = both_rule
+        self.null_class = null_class
+        self.reset()
+
+    def reset(self) -> None:
+        p = self.params
+        self.linker = ObjectLinker(p.emb_weight, p.min_link, p.max_age)
+        self.hmms = [HandHMM(self.theta, p.p_switch, p.miss) for _ in range(2)]
+        self.t = -1
+
+    def link(self, record: Dict, masks: Optional[torch.Tensor] = None) -> Tuple[List[int], torch.Tensor]:
+        """Track ids of the frame's proposals and their full-size masks (decoded unless given)."""
+        h, w = int(record["height"]), int(record["width"])
+        if masks is None:
+            masks = decode_rles(list(record["proposal_rles"]), h, w)
+        payloads = [{"rle": r} for r in record["proposal_rles"]]
+        ids = self.linker.update(shrink_masks(masks), record["v"].float(), payloads)
+        return ids, masks
+
+    def step(self, record: Dict, contact_logits: torch.Tensor, match_logits: torch.Tensor,
+             masks: Optional[torch.Tensor] = None) -> Dict:
+        """One frame -> ``{"selection": [(mask, class, score)], "states": [left, right] track ids (0 nothing),
+        "track_ids": ids of the frame's proposals}``."""
+        self.t += 1
+        ids, masks = self.link(record, masks)
+        q = hand_probabilities(contact_logits, match_logits, self.null_class).cpu()
+        present = [bool(x) for x in record["hand_present"].tolist()]
+        live = list(self.linker.tracks)
+        states = []
+        for s in (0, 1):
+            evidence = {ids[i]: float(q[i, s]) for i in range(len(ids))}
+            states.append(self.hmms[s].step(evidence, live, present[s] and len(live) > 0))
+        if self.both_rule and len(ids):
+            for s in (0, 1):
+                o = 1 - s
+                if states[s] == NOTHING and present[s] and states[o] != NOTHING:
+                    if ids[int(q[:, s].argmax())] == states[o]:
+                        states[s] = states[o]
+        return {"selection": self._select(states, ids, masks, q, record), "states": states, "track_ids": ids}
+
+    def _mask_of(self, track_id: int, ids: List[int], masks: torch.Tensor, q: torch.Tensor, s: int, record: Dict):
+        if track_id in ids:
+            i = ids.index(track_id)
+            return masks[i], float(q[i, s])
+        tr = self.linker.track(track_id)
+        if tr is None or self.t - tr.last_seen > self.params.carry_frames or "rle" not in tr.payload:
+            return None, 0.0
+        m = decode_rles([tr.payload["rle"]], int(record["height"]), int(record["width"]))[0]
+        return m, self.theta
+
+    def _select(self, states, ids, masks, q, record) -> List[Tuple[torch.Tensor, int, float]]:
+        if states[0] != NOTHING and states[0] == states[1]:
+            m0, p0 = self._mask_of(states[0], ids, masks, q, 0, record)
+            _, p1 = self._mask_of(states[1], ids, masks, q, 1, record)
+            return [(m0, CLASS_BOTH, (p0 + p1) / 2)] if m0 is not None else []
+        out = []
+        for s in (0, 1):
+            if states[s] != NOTHING:
+                m, p = self._mask_of(states[s], ids, masks, q, s, record)
+                if m is not None:
+                    out.append((m, s, p))
+        return out
+
+
+class VideoPredictor:
+    """Frames of a video in, in-hand objects out, one frame at a time (online). ``temporal=True`` (default) links
+    and smooths across frames; ``temporal=False`` is per-frame WISH. Call :meth:`reset` at each new video."""
+
+    def __init__(self, predictor, temporal: bool = True, params: TemporalParams = TemporalParams()):
+        self.predictor = predictor  # a WISHPredictor
+        self.temporal = temporal
+        heads = predictor.model.roi_heads
+        theta = float(heads.contact_threshold)
+        self.theta = theta if theta >= 0 else 0.5
+        self.rule = heads.selection_rule()
+        self.decoder = TemporalDecoder(self.theta, params, both_rule=self.rule["both_rule"],
+                                       null_class=self.rule["null_class"])
+
+    def reset(self) -> None:
+        self.decoder.reset()
+
+    @torch.no_grad()
+    def __call__(self, image_rgb: np.ndarray, hands: Optional[List[Dict]] = None, image_id: str = "",
+                 extra: Optional[Dict] = None) -> Dict:
+        from ..modeling.meta_arch import collate_records
+
+        model = self.predictor.model
+        h, w = image_rgb.shape[:2]
+        x = {"image": torch.as_tensor(np.ascontiguousarray(image_rgb.transpose(2, 0, 1))), "height": h, "width": w,
+             "image_id": image_id, "hands": hands or []}
+        x.update(extra or {})
+        record = model.extract([x])[0]
+        batch = collate_records([record], [torch.zeros((0, 2, record["v_hands"].shape[-1]))], model.device)
+        c, a = model.roi_heads.scores(batch)
+        n = len(record["v"])
+        c, a = c[0, :n].cpu(), a[0, :n].cpu()
+        if self.temporal:
+            out = self.decoder.step(record, c, a)
+            return {"instances": selection_to_instances(out["selection"], h, w), "record": record,
+                    "states": out["states"]}
+        sel = select_in_hand(c, a, torch.ones(n, dtype=torch.bool), record["hand_present"],
+                             contact_threshold=self.theta, **self.rule)
+        masks = decode_rles([record["proposal_rles"][i] for i, _, _ in sel], h, w)
+        return {"instances": selection_to_instances([(m, k, s) for m, (_, k, s) in zip(masks, sel)], h, w),
+                "record": record, "states": None}
