@@ -35,7 +35,8 @@ NARR = {V1: {"narration_pass_1": {"narrations": [
 def png_claiming(width, height, color_type=0):
     ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 class Split:
@@ -124,12 +125,14 @@ ERRORS = [
      "has no 'narrations' list"),
     ("narration entry a string", lambda s: s.narr[V1]["narration_pass_1"].update(narrations=["x"]),
      f"{V1}.narration_pass_1.narrations[0] needs narration_text"),
-    ("narration_text null", set_narr(narration_text=None), "narrations[0].narration_text must be a string, got NoneType"),
+    ("narration_text null", set_narr(narration_text=None),
+     "narrations[0].narration_text must be a string, got NoneType"),
     ("narration_text dict", set_narr(narration_text={"a": 1}), "narration_text must be a string, got dict"),
     ("narration_text number", set_narr(narration_text=5), "narration_text must be a string, got int"),
     ("narration_text list", set_narr(narration_text=["a"]), "narration_text must be a string, got list"),
     ("narration_text missing", lambda s: narr0(s).pop("narration_text"), "narrations[0] needs narration_text"),
-    ("timestamp_frame infinite", set_narr(timestamp_frame=float("inf")), "narrations[0].timestamp_frame must be a finite"),
+    ("timestamp_frame infinite", set_narr(timestamp_frame=float("inf")),
+     "narrations[0].timestamp_frame must be a finite"),
     ("timestamp_frame nan", set_narr(timestamp_frame=float("nan")), "timestamp_frame must be a finite"),
     ("timestamp_frame huge", set_narr(timestamp_frame=1e300), "timestamp_frame must be a finite"),
     ("timestamp_frame huge int", set_narr(timestamp_frame=10 ** 30), "timestamp_frame must be a finite"),

@@ -51,7 +51,8 @@ def png_claiming(width, height):
     """A valid 1x1 PNG whose IHDR claims ``width x height`` (CRC fixed): PIL reads the size from the header."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00\x00")) + chunk(b"IEND", b"")
+    idat = chunk(b"IDAT", zlib.compress(b"\x00\x00"))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + idat + chunk(b"IEND", b"")
 
 
 class Split:
@@ -96,14 +97,15 @@ def set_obj_poly(poly):
     return m
 
 
-def setter(fn):
-    return fn
+def with_csv(rows, header=EPIC_CSV_COLUMNS):
+    return lambda s: setattr(s, "csv", csv_text(rows, header))
 
 
 # (name, mutation, expected summary reason, expected count, frames kept)
 SKIPS = [
     ("nan coordinate", set_obj_poly([[float("nan"), 20], [20, 20], [20, 25]]), "non-finite polygon coordinate", 1, 1),
-    ("infinite coordinate", set_obj_poly([[10, 20], [float("inf"), 20], [20, 25]]), "non-finite polygon coordinate", 1, 1),
+    ("infinite coordinate", set_obj_poly([[10, 20], [float("inf"), 20], [20, 25]]), "non-finite polygon coordinate",
+     1, 1),
     ("1e9 coordinate", set_obj_poly([[10, 20], [1e9, 20], [20, 25]]), "polygon coordinate out of range", 1, 1),
     ("-1e9 coordinate", set_obj_poly([[10, -1e9], [20, 20], [20, 25]]), "polygon coordinate out of range", 1, 1),
     ("string coordinate", set_obj_poly([[10, "a"], [20, 20], [20, 25]]), "malformed polygon", 1, 1),
@@ -168,32 +170,34 @@ SKIPS = [
 
 # (name, mutation, substring of the DataFormatError; the file name is checked too)
 ERRORS = [
-    ("annotations not JSON", lambda s: setattr(s, "raw_json", b"{not json"), "P01_01.json: VISOR annotation file is not valid JSON"),
+    ("annotations not JSON", lambda s: setattr(s, "raw_json", b"{not json"),
+     "P01_01.json: VISOR annotation file is not valid JSON"),
     ("annotations not UTF-8", lambda s: setattr(s, "raw_json", b'{"video_annotations": ["\xff"]}'), "P01_01.json"),
     ("annotations a list", lambda s: setattr(s, "raw_json", b"[]"), "P01_01.json: expected a VISOR object"),
     ("video_annotations not a list", lambda s: setattr(s, "raw_json", b'{"video_annotations": {}}'),
      "P01_01.json: expected a VISOR object"),
     ("annotations nested too deeply", lambda s: setattr(s, "raw_json", b"[" * 200000), "P01_01.json"),
-    ("CSV duplicated column", lambda s: setattr(s, "csv", csv_text(
-        [r + ["x"] for r in CSV_ROWS], EPIC_CSV_COLUMNS + ["start_frame"])), "EPIC_100_train.csv: column(s) ['start_frame'] appear more than once"),
-    ("CSV huge frame", lambda s: setattr(s, "csv", csv_text(
-        [CSV_ROWS[0][:7] + ["99999999999999999999999"] + CSV_ROWS[0][8:]])), "EPIC_100_train.csv:2: stop_frame = 99999999999999999999999 is outside"),
+    ("CSV duplicated column", with_csv([r + ["x"] for r in CSV_ROWS], EPIC_CSV_COLUMNS + ["start_frame"]),
+     "EPIC_100_train.csv: column(s) ['start_frame'] appear more than once"),
+    ("CSV huge frame", with_csv([CSV_ROWS[0][:7] + ["99999999999999999999999"] + CSV_ROWS[0][8:]]),
+     "EPIC_100_train.csv:2: stop_frame = 99999999999999999999999 is outside"),
     ("CSV negative frame", lambda s: setattr(s, "csv", csv_text(
         [CSV_ROWS[0][:6] + ["-5"] + CSV_ROWS[0][7:]])), "EPIC_100_train.csv:2: start_frame = -5 is outside"),
     ("CSV float frame", lambda s: setattr(s, "csv", csv_text(
         [CSV_ROWS[0][:6] + ["1.5"] + CSV_ROWS[0][7:]])), "EPIC_100_train.csv:2: start_frame must be an integer"),
     ("CSV nan frame", lambda s: setattr(s, "csv", csv_text(
         [CSV_ROWS[0][:6] + ["nan"] + CSV_ROWS[0][7:]])), "EPIC_100_train.csv:2: start_frame must be an integer"),
-    ("CSV stop before start", lambda s: setattr(s, "csv", csv_text(
-        [CSV_ROWS[0][:6] + ["200", "100"] + CSV_ROWS[0][8:]])), "EPIC_100_train.csv:2: stop_frame 100 < start_frame 200"),
+    ("CSV stop before start", with_csv([CSV_ROWS[0][:6] + ["200", "100"] + CSV_ROWS[0][8:]]),
+     "EPIC_100_train.csv:2: stop_frame 100 < start_frame 200"),
     ("CSV empty video_id", lambda s: setattr(s, "csv", csv_text([CSV_ROWS[0][:2] + [""] + CSV_ROWS[0][3:]])),
      "EPIC_100_train.csv:2: video_id is empty"),
-    ("CSV short row", lambda s: setattr(s, "csv", csv_text([CSV_ROWS[0][:9]])), "EPIC_100_train.csv:2: row has a wrong number"),
-    ("CSV long row", lambda s: setattr(s, "csv", csv_text([CSV_ROWS[0] + ["x"]])), "EPIC_100_train.csv:2: row has a wrong number"),
-    ("CSV missing column", lambda s: setattr(s, "csv", csv_text([r[:14] for r in CSV_ROWS], EPIC_CSV_COLUMNS[:13] + ["x"])),
+    ("CSV short row", with_csv([CSV_ROWS[0][:9]]), "EPIC_100_train.csv:2: row has a wrong number"),
+    ("CSV long row", with_csv([CSV_ROWS[0] + ["x"]]), "EPIC_100_train.csv:2: row has a wrong number"),
+    ("CSV missing column", with_csv([r[:14] for r in CSV_ROWS], EPIC_CSV_COLUMNS[:13] + ["x"]),
      "EPIC_100_train.csv: not an EPIC-100 narrations CSV, missing columns ['all_nouns']"),
     ("CSV empty file", lambda s: setattr(s, "csv", ""), "EPIC_100_train.csv: not an EPIC-100 narrations CSV"),
-    ("CSV not UTF-8", lambda s: setattr(s, "csv", csv_text().encode() + b"\xff\xfe\n"), "EPIC_100_train.csv: not a UTF-8"),
+    ("CSV not UTF-8", lambda s: setattr(s, "csv", csv_text().encode() + b"\xff\xfe\n"),
+     "EPIC_100_train.csv: not a UTF-8"),
     ("CSV NUL byte in a frame number", lambda s: setattr(s, "csv", csv_text().replace(",130,", ",1\x0030,")),
      "EPIC_100_train.csv:2: stop_frame must be an integer"),
     ("CSV bad all_nouns", lambda s: setattr(s, "csv", csv_text([CSV_ROWS[0][:13] + ["[knife", "[4]"]])),
