@@ -77,18 +77,25 @@ def image_narration_valid(obj_valid: torch.Tensor, hand_present: torch.Tensor, p
     return obj_valid.bool().any(dim=1) & hand_present.bool().any(dim=1) & phrase_valid.bool().any(dim=1)
 
 
-def symmetric_info_nce(S: torch.Tensor, valid: torch.Tensor = None) -> torch.Tensor:
+def symmetric_info_nce(S: torch.Tensor, valid: torch.Tensor = None, weights: torch.Tensor = None) -> torch.Tensor:
     """Mean of row-wise (image -> narration) and column-wise (narration -> image) cross-entropy; targets: diagonal.
 
     Only valid images / narrations take part (``valid [B]``; default all). Fewer than two valid -> zero loss.
+    ``weights [B]`` (optional, >= 0): each pair's two terms count in proportion to it (narration-window weighting,
+    docs/VIDEO.md); ``None`` is the plain mean.
     """
     if valid is not None:
         keep = valid.bool()
         S = S[keep][:, keep]
+        weights = weights[keep] if weights is not None else None
     k = S.shape[0]
     if k < 2:
         return _zero(S)
     target = torch.arange(k, device=S.device)
+    if weights is not None:
+        w = weights.to(S.dtype)
+        ce = F.cross_entropy(S, target, reduction="none") + F.cross_entropy(S.t(), target, reduction="none")
+        return 0.5 * (w * ce).sum() / w.sum().clamp_min(1e-6)
     return 0.5 * (F.cross_entropy(S, target) + F.cross_entropy(S.t(), target))
 
 

@@ -173,6 +173,9 @@ class WISH(nn.Module):
         if "zero_shot" not in batch:
             batch["zero_shot"] = self._zero_shot_of(batched_inputs)
         if self.training:
+            if all("narration_weight" in x for x in batched_inputs):  # Stage 1 window weighting (docs/VIDEO.md)
+                batch["narration_weight"] = torch.tensor([float(x["narration_weight"]) for x in batched_inputs],
+                                                         device=self.device)
             targets = torch.stack([x["wish_targets"] for x in batched_inputs]).to(self.device) \
                 if all("wish_targets" in x for x in batched_inputs) else None
             return self.roi_heads(batch, targets)

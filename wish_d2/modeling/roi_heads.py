@@ -122,7 +122,7 @@ class WISHROIHeads(nn.Module):
         S = image_narration_scores(w, batch["obj_valid"], batch["hand_present"], p, batch["phrase_valid"],
                                    self.temperature)
         return symmetric_info_nce(S, image_narration_valid(batch["obj_valid"], batch["hand_present"],
-                                                         batch["phrase_valid"]))
+                                                         batch["phrase_valid"]), batch.get("narration_weight"))
 
     # ---- pseudo-labels -------------------------------------------------------------------------------------
     @torch.no_grad()
