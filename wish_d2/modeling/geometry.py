@@ -43,34 +43,51 @@ _MAX_CHUNK_ELEMS = 1 << 24
 
 
 def working_size(height: int, width: int, side: int) -> Tuple[int, int]:
-    """``(h, w)`` with long side ``side`` and the frame's aspect ratio; the frame's own size if it is not larger."""
+    """The frame's own size if its long side is at most ``side``; else the grid of ``f x f`` pixel blocks with the
+    smallest integer ``f`` that brings the long side to ``side`` or less (a shorter last row / column of blocks)."""
     height, width = int(height), int(width)
     if max(height, width) <= side:
         return height, width
-    s = side / max(height, width)
-    return max(1, round(height * s)), max(1, round(width * s))
+    f = -(-max(height, width) // side)
+    return -(-height // f), -(-width // f)
 
 
 def to_working_res(masks: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """``[K, H, W]`` bool/float -> float ``[K, h, w]``: the fraction of each working pixel the mask covers.
 
-    Area averaging keeps every area and centroid exact up to the pixel grid; at ``size == (H, W)`` it is the plain
-    float copy. Boolean masks are first summed over integer ``f x f`` blocks in uint8 (one read of the full-resolution
-    bytes, no float copy of them), then the small block means are area-averaged to ``size``. Done in chunks, so a
-    stack of full-HD masks never exists as float.
+    At ``size == (H, W)`` it is the plain float copy. At a :func:`working_size` it is the exact mean of each pixel
+    block, summed in uint8 for boolean masks (one read of the full-resolution bytes, never a float copy of them).
+    Any other size resamples block means with exact overlap weights (areas exact, boundaries blurred by at most one
+    block). Done in chunks, so a stack of full-HD masks never exists as float.
     """
     K, H, W = masks.shape
     size = (int(size[0]), int(size[1]))
     if size == (H, W) or K == 0:
         return masks.float()
+    f = -(-H // size[0])
+    exact = f > 1 and (-(-H // f), -(-W // f)) == size
+    if not exact:
+        f = max(1, min(H // size[0], W // size[1]))
+        rows = _area_weights(H, f, size[0], masks.device)  # [h, ceil(H/f)]
+        cols = _area_weights(W, f, size[1], masks.device)  # [w, ceil(W/f)]
     out = torch.empty((K, *size), dtype=torch.float32, device=masks.device)
-    f = max(1, min(H // size[0], W // size[1]) // 2)  # block means at >= 2x the working size, then area-averaged
     step = max(1, _MAX_CHUNK_ELEMS // max(1, H * W))
     for k in range(0, K, step):
-        chunk = masks[k:k + step]
-        x = _block_means(chunk, f) if chunk.dtype == torch.bool and f > 1 else chunk.float()
-        out[k:k + step] = F.adaptive_avg_pool2d(x.unsqueeze(1), size).squeeze(1)
+        x = _block_means(masks[k:k + step], f) if f > 1 else masks[k:k + step].float()
+        out[k:k + step] = x if exact else rows @ x @ cols.T
     return out
+
+
+def _area_weights(n: int, f: int, m: int, device) -> torch.Tensor:
+    """``[m, ceil(n/f)]``: weight of each input block (``f`` pixels, the last one shorter) in each of ``m`` equal
+    output bins over ``[0, n)``: the length of their overlap / the bin length."""
+    blocks = -(-n // f)
+    b_edges = torch.clamp(torch.arange(blocks + 1, dtype=torch.float64) * f, max=n)
+    o_edges = torch.arange(m + 1, dtype=torch.float64) * (n / m)
+    lo = torch.maximum(o_edges[:-1, None], b_edges[None, :-1])
+    hi = torch.minimum(o_edges[1:, None], b_edges[None, 1:])
+    w = (hi - lo) / (n / m)
+    return torch.where(w > 1e-9, w, 0.0).float().to(device)  # no rounding-level overlap: "inside" stays exact
 
 
 def _block_sum(x: torch.Tensor, f: int, dim: int, dtype: torch.dtype) -> torch.Tensor:
@@ -87,10 +104,13 @@ def _block_sum(x: torch.Tensor, f: int, dim: int, dtype: torch.dtype) -> torch.T
 
 
 def _block_means(masks: torch.Tensor, f: int) -> torch.Tensor:
-    """bool ``[K, H, W]`` -> float ``[K, ceil(H/f), ceil(W/f)]``: the covered fraction of each ``f x f`` block."""
+    """``[K, H, W]`` -> float ``[K, ceil(H/f), ceil(W/f)]``: the covered fraction of each ``f x f`` block."""
     K, H, W = masks.shape
-    x = _block_sum(masks.view(torch.uint8), f, 2, torch.uint8 if f <= 255 else torch.int32)  # [K, H, ceil(W/f)]
-    x = _block_sum(x, f, 1, torch.int32)  # [K, ceil(H/f), ceil(W/f)]
+    if masks.dtype == torch.bool and f <= 255:
+        x = _block_sum(masks.view(torch.uint8), f, 2, torch.uint8)  # [K, H, ceil(W/f)], no widening copy
+    else:
+        x = _block_sum(masks.float(), f, 2, torch.float32)
+    x = _block_sum(x, f, 1, torch.float32 if x.dtype == torch.float32 else torch.int32)  # [K, ceil(H/f), ...]
     rows = torch.full((x.shape[1],), float(f), device=x.device)
     cols = torch.full((x.shape[2],), float(f), device=x.device)
     rows[-1], cols[-1] = H - f * (x.shape[1] - 1), W - f * (x.shape[2] - 1)
@@ -98,8 +118,14 @@ def _block_means(masks: torch.Tensor, f: int) -> torch.Tensor:
 
 
 def _to_working_res(masks: torch.Tensor, max_side: int) -> torch.Tensor:
-    """[K, H, W] -> float [K, h, w] with long side <= max_side."""
-    return to_working_res(masks, working_size(masks.shape[-2], masks.shape[-1], max_side))
+    """[K, H, W] bool/float -> float [K, h, w] with long side <= max_side (area averaging keeps fractions exact)."""
+    m = masks.float()
+    H, W = m.shape[-2:]
+    if max(H, W) <= max_side or m.shape[0] == 0:
+        return m
+    s = max_side / max(H, W)
+    size = (max(1, round(H * s)), max(1, round(W * s)))
+    return F.adaptive_avg_pool2d(m.unsqueeze(1), size).squeeze(1)
 
 
 def masks_to_boxes(masks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:

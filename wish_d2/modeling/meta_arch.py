@@ -140,10 +140,18 @@ class WISH(nn.Module):
                 "v_hands": v_hands.float(),
                 "v_contact": v_contact.float(),
                 "hand_rles": [encode_rle(m) if p else None for m, p in zip(hand_masks, hand_present.tolist())],
-                "geom": pair_geometry(m_w, h_w, hand_present, self.hand_dilation).float().cpu(),
+                "geom": pair_geometry(m_w, h_w, hand_present, self.hand_dilation,
+                                      **self._geometry_side(h_w, hand_masks)).float().cpu(),
                 "gt_pair_obj": gt_pair_targets(proposal_rles, x.get("annotations"), (height, width)),
             })
         return records
+
+    @staticmethod
+    def _geometry_side(h_w: torch.Tensor, hand_masks: torch.Tensor) -> Dict:
+        """Geometry of a frame larger than the working resolution is measured at it (already an exact area average);
+        a smaller frame keeps ``pair_geometry``'s own working side."""
+        work, full = tuple(h_w.shape[-2:]), tuple(hand_masks.shape[-2:])
+        return {"max_side": max(work)} if work != full else {}
 
     @torch.no_grad()
     def text_embeddings(self, phrases: List[str]) -> torch.Tensor:
