@@ -1,4 +1,4 @@
-"""Mask-guided CLIP pooling invariants (DESIGN §2.3) on a tiny random open_clip ViT built by the real builder."""
+"""Mask-guided CLIP pooling invariants on a tiny random open_clip ViT built by the real builder."""
 import pytest
 import torch
 
@@ -145,3 +145,29 @@ def test_unsupported_model_fails_loudly(clip):
             MaskPooledCLIP(clip.model, tokenizer=clip.tokenizer)
     finally:
         clip.model.visual.pool_type = "tok"
+
+
+def test_autocast_is_ignored_off_cuda(clip):
+    """MODEL.WISH.CLIP.AUTOCAST only acts on CUDA: the CPU path stays exact float32."""
+    _, x = _images(clip, [(64, 64)])
+    masks = [_rand_masks(3, 64, 64)]
+    ref_pool, ref_image = clip.pool(x, masks)[0], clip.encode_image(x)
+    clip.autocast_dtype = torch.bfloat16
+    try:
+        assert torch.equal(clip.pool(x, masks)[0], ref_pool) and torch.equal(clip.encode_image(x), ref_image)
+    finally:
+        clip.autocast_dtype = None
+
+
+def test_autocast_config_key(tmp_path):
+    from detectron2.modeling import build_model
+
+    from wish_fixtures import tiny_cfg
+
+    cfg = tiny_cfg(tmp_path)
+    assert cfg.MODEL.WISH.CLIP.AUTOCAST == ""
+    cfg.merge_from_list(["MODEL.WISH.CLIP.AUTOCAST", "bfloat16"])
+    assert build_model(cfg).clip.autocast_dtype == torch.bfloat16
+    cfg.merge_from_list(["MODEL.WISH.CLIP.AUTOCAST", "int8"])
+    with pytest.raises(ValueError, match="MODEL.WISH.CLIP.AUTOCAST"):
+        build_model(cfg)

@@ -99,8 +99,8 @@ def load_input(spec: dict) -> dict:
             "hands": extra["hands"], "annotations": extra["annotations"], "noun_phrases": ["object"]}
 
 
-def scale_cfg(work: str, device: str = "cpu"):
-    """ViT-B-16 WISH with every proposal kept (``MAX_PER_IMAGE`` 256)."""
+def scale_cfg(work: str, device: str = "cpu", *opts: str):
+    """ViT-B-16 WISH with every proposal kept (``MAX_PER_IMAGE`` 256); ``opts``: more config overrides."""
     from detectron2.config import get_cfg
 
     from wish_d2 import add_wish_config
@@ -112,16 +112,16 @@ def scale_cfg(work: str, device: str = "cpu"):
     cfg.merge_from_file(os.path.join(ROOT, "configs", "Base-WISH.yaml"))
     cfg.merge_from_list(["MODEL.WISH.CLIP.MODEL_NAME", MODEL_NAME, "MODEL.WISH.PROPOSALS.MAX_PER_IMAGE", "256",
                          "MODEL.DEVICE", device, "DATASETS.TRAIN", "()", "DATASETS.TEST", "()",
-                         "OUTPUT_DIR", os.path.join(work, "out_scale"), "SEED", "0"])
+                         "OUTPUT_DIR", os.path.join(work, "out_scale"), "SEED", "0", *opts])
     return cfg
 
 
-def build_scale_model(work: str, device: str = "cpu"):
+def build_scale_model(work: str, device: str = "cpu", *opts: str):
     import torch
     from detectron2.modeling import build_model
 
     torch.manual_seed(0)
-    return build_model(scale_cfg(work, device)).eval()
+    return build_model(scale_cfg(work, device, *opts)).eval()
 
 
 def bare_vit_s(model, x) -> float:
