@@ -40,15 +40,21 @@ def polygons_to_mask(polygons: List[List[float]], height: int, width: int) -> np
 
 
 def segmentation_to_mask(segm, height: int, width: int) -> np.ndarray:
-    """A COCO ``segmentation`` (RLE dict or polygon list) -> bool ``[height, width]``; other types or sizes raise."""
+    """A COCO ``segmentation`` (RLE dict or polygon list) -> bool ``[height, width]``; other types, sizes, or
+    RLEs / polygons that pycocotools would mis-decode raise ``ValueError`` / ``TypeError``."""
     if isinstance(segm, dict):
-        mask = decode_rle(segm)
+        if isinstance(segm.get("size"), (list, tuple)) and len(segm["size"]) == 2 and \
+                [int(v) for v in segm["size"]] != [int(height), int(width)]:
+            raise ValueError(f"ground-truth mask is {tuple(segm['size'])}, the image is ({height}, {width})")
+        mask = decode_rle(check_rle(segm, height, width))
     elif isinstance(segm, list):
+        for p in segm:
+            problem = polygon_problem(p, height, width, allow_outside=True)
+            if problem:
+                raise ValueError(f"ground-truth polygon: {problem}")
         mask = polygons_to_mask(segm, height, width)
     else:
         raise TypeError(f"unsupported segmentation type {type(segm)}")
-    if mask.shape != (height, width):
-        raise ValueError(f"ground-truth mask is {mask.shape}, the image is ({height}, {width})")
     return mask.astype(bool, copy=False)
 
 
