@@ -74,7 +74,9 @@ def postprocess_proposals(
     if len(scores) != len(masks):
         raise ValueError(f"{len(masks)} masks but {len(scores)} scores")
     h, w = masks.shape[-2:]
-    keep = masks.flatten(1).sum(1) >= min_area
+    # per-mask full reductions: a batched sum over dim 1 widens every pixel to int64 first (2 GB at 1080p x 128)
+    areas = torch.tensor([int(m.count_nonzero()) for m in masks], dtype=torch.long, device=masks.device)
+    keep = areas >= min_area
     masks, scores = masks[keep], scores[keep]
     order = torch.argsort(scores, descending=True, stable=True)
     if max_per_image > 0:
