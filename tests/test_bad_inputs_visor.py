@@ -277,3 +277,16 @@ def test_contact_correction_file(tmp_path, caplog):
         load_epic_visor(*paths, contact_corrections=str(bad))
     bad.write_text(json.dumps({NAME_A: {"left": "zz"}}))  # a corrected id must still be an entity of the frame
     assert len(load_epic_visor(*paths, contact_corrections=str(bad))) == 1
+
+
+def test_exif_rotated_image_gets_the_size_detectron2_reads(tmp_path):
+    from detectron2.data import detection_utils
+
+    from wish_d2.data.common import probe_image
+
+    path = str(tmp_path / "rot.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    Image.new("RGB", (W, H)).save(path, exif=exif)
+    assert probe_image(path) == ((W, H), None)
+    assert detection_utils.read_image(path, format="RGB").shape[:2] == (W, H)

@@ -140,6 +140,9 @@ def fill_nouns_metadata(name: Optional[str], dicts: List[Dict]) -> None:
     meta.set(nouns=sorted(nouns))
 
 
+_EXIF_ORIENTATION = 0x0112
+
+
 def probe_image(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
     """``((height, width), None)`` from the image header only (PIL is lazy), or ``(None, reason)``.
 
@@ -153,6 +156,9 @@ def probe_image(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 w, h = im.size
+                # Detectron2's read_image applies the EXIF orientation: a rotated frame is read as (w, h).
+                if im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):
+                    w, h = h, w
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "image too large (decompression bomb)"
     except (OSError, ValueError, SyntaxError):
