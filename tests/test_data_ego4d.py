@@ -148,3 +148,19 @@ def test_bad_inputs(sample, tmp_path, caplog):
     for reason in ["label map is not single-channel (mode RGB)=1", "file name does not match name_pattern=1",
                    "missing image=1", "unreadable label map=1", "unknown label ids > 8 (ignored)=1"]:
         assert reason in msg[0], (reason, msg[0])
+
+
+def test_cache_dir_gives_the_same_dicts(sample, tmp_path, monkeypatch):
+    import json as _json
+
+    from wish_d2.data import ego4d
+
+    labels, images, nj = sample
+    cache = str(tmp_path / "cache")
+    fresh = load_ego4d(labels, images, nj, window_frames=10)
+    assert load_ego4d(labels, images, nj, window_frames=10, cache_dir=cache) == fresh
+    monkeypatch.setattr(ego4d, "_read_label_map", lambda *a: (_ for _ in ()).throw(AssertionError("parsed")))
+    again = load_ego4d(labels, images, nj, window_frames=10, cache_dir=cache)
+    assert _json.dumps(again) == _json.dumps(fresh)
+    with pytest.raises(AssertionError, match="parsed"):  # another option is another key
+        load_ego4d(labels, images, nj, window_frames=11, cache_dir=cache)

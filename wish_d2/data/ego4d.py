@@ -71,6 +71,7 @@ from .common import (
     probe_image,
     set_wish_metadata,
 )
+from .dict_cache import cache_key, read_cached_dicts, write_cached_dicts
 from .epic_narrations import MAX_FRAME
 from .narrations import extract_noun_phrases, load_synonyms
 
@@ -86,6 +87,8 @@ DEFAULT_NAME_PATTERN = (
 EGOHOS_IDS = {"left_hand": 1, "right_hand": 2, "left_object": 3, "right_object": 4, "both_object": 5}
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".PNG")
 DEFAULT_PASSES = ("narration_pass_1", "narration_pass_2")
+# Bump when the dicts produced from the same inputs change, so that dataset caches of older code are not read.
+LOADER_VERSION = 1
 _OTHER_PERSON = re.compile(r"^\s*#o(?![a-z0-9_])", re.IGNORECASE)
 
 
@@ -214,17 +217,34 @@ def load_ego4d(
     noun_phrase_extractor="rule",
     synonyms=None,
     exclude_other_person: bool = True,
+    cache_dir: Optional[str] = None,
 ) -> List[Dict]:
-    """Load EgoHOS label maps + Ego4D narrations as WISH dataset dicts (rules: module docstring)."""
+    """Load EgoHOS label maps + Ego4D narrations as WISH dataset dicts (rules: module docstring). With
+    ``cache_dir`` the dicts are kept in a keyed file there and read back by later loads (``dict_cache.py``;
+    not with a callable ``noun_phrase_extractor``, which has no stable key)."""
     skips = SkipLog(dataset_name or "ego4d")
     pattern = _compile_name_pattern(name_pattern)
     if isinstance(window_frames, bool) or not isinstance(window_frames, int) or not 0 <= window_frames <= MAX_FRAME:
         raise DataFormatError(f"window_frames must be an integer in [0, {MAX_FRAME}], got {window_frames!r}")
     syn = load_synonyms(synonyms)
+    labels = _label_files(label_dir, label_ext)
+    key = None
+    if cache_dir and not callable(noun_phrase_extractor):
+        options = dict(image_root=os.path.abspath(image_root), label_dir=os.path.abspath(label_dir),
+                       window_frames=window_frames, name_pattern=name_pattern, passes=list(passes), fps=fps,
+                       check_images=check_images, min_area=min_area, exclude_other_person=exclude_other_person,
+                       drop_frames_without_narration=drop_frames_without_narration,
+                       noun_phrase_extractor=noun_phrase_extractor, synonyms=syn)
+        inputs = labels + [p for p in (narration_json, synonyms) if isinstance(p, (str, os.PathLike))]
+        key = cache_key(LOADER_VERSION, options, inputs)
+        cached = read_cached_dicts(cache_dir, "ego4d", key, skips, check_images)
+        if cached is not None:
+            skips.log(len(cached), logger)
+            return cached
     table = (load_ego4d_narrations(narration_json, passes, fps, exclude_other_person, skips)
              if narration_json else None)
     dicts = []
-    for label_path in _label_files(label_dir, label_ext):
+    for label_path in labels:
         rel = os.path.relpath(label_path, label_dir)
         stem = os.path.splitext(rel)[0]
         m = pattern.match(os.path.basename(stem))
@@ -300,6 +320,8 @@ def load_ego4d(
             "hands": hands,
             "annotations": annotations,
         })
+    if key is not None:
+        write_cached_dicts(cache_dir, "ego4d", key, dicts, skips)
     skips.log(len(dicts), logger)
     return dicts
 
