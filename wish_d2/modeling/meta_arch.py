@@ -110,11 +110,11 @@ class WISH(nn.Module):
             size = working_size(*hand_masks.shape[-2:], self.working_side)
             m_w = to_working_res(props.proposal_masks, size).to(self.device)
             h_w = to_working_res(hand_masks, size).to(self.device)
+            keep = torch.arange(len(m_w))  # indices, so the full-resolution masks are never copied
             if len(m_w) and hand_present.any():
-                keep = (hand_overlap_fraction(m_w, h_w) <= self.max_hand_fraction).cpu()
-                props = props[keep]
+                keep = torch.nonzero(hand_overlap_fraction(m_w, h_w) <= self.max_hand_fraction).flatten().cpu()
                 m_w = m_w[keep.to(m_w.device)]
-            kept.append(props)
+            kept.append((props, keep))
             work.append((m_w, h_w))
             images.append(x["image"])
             # one ViT pass pools N proposals, 2 hands and 2N contact zones (m_i, H_s) (see contact_region_masks)
@@ -123,10 +123,11 @@ class WISH(nn.Module):
         pixels = self.clip.preprocess([im.to(self.device) for im in images])
         pooled = self.clip.pool(pixels, all_masks)
         records = []
-        for x, props, (hand_masks, hand_present), (m_w, h_w), emb in zip(batched_inputs, kept, hands, work, pooled):
-            n = len(props)
+        for x, (props, keep), (hand_masks, hand_present), (m_w, h_w), emb in zip(batched_inputs, kept, hands, work,
+                                                                                pooled):
+            n = len(keep)
             height, width = (int(s) for s in hand_masks.shape[-2:])
-            proposal_rles = [encode_rle(m) for m in props.proposal_masks.to(torch.bool)]
+            proposal_rles = [encode_rle(props.proposal_masks[i].to(torch.bool)) for i in keep.tolist()]
             v_hands = emb[n:n + 2].cpu() * hand_present[:, None]
             v_contact = emb[n + 2:].cpu().reshape(n, 2, emb.shape[-1]) * hand_present[None, :, None]
             records.append({
@@ -135,7 +136,8 @@ class WISH(nn.Module):
                 "width": width,
                 "v": emb[:n].float().cpu(),
                 "proposal_rles": proposal_rles,
-                "proposal_scores": props.objectness_logits.sigmoid().float().cpu(),
+                "proposal_scores": props.objectness_logits[keep.to(props.objectness_logits.device)]
+                .sigmoid().float().cpu(),
                 "hand_present": hand_present.clone(),
                 "v_hands": v_hands.float(),
                 "v_contact": v_contact.float(),
