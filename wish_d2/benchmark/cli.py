@@ -70,7 +70,7 @@ def main(argv=None):
     p.add_argument("--scale", action="store_true", help="also the real-scale keys (1080p extraction, cache size, "
                    "VISOR loading)")
     p.add_argument("--scale-only", action="store_true", help="only the real-scale keys")
-    p.add_argument("--visor-frames", type=int, help="frames of the realistic VISOR split (default 200; quick 50)")
+    p.add_argument("--visor-frames", type=int, help="frames of the realistic VISOR split (default 100; quick 20)")
     args = p.parse_args(argv)
 
     import logging
@@ -150,7 +150,7 @@ def run_scale(args, work, results, config, repeats):
     size = bench_cache_size(work)
     config.update(size.pop("_cache_config"))
     results.update(size)
-    frames = args.visor_frames or (50 if args.quick else 200)
+    frames = args.visor_frames or (20 if args.quick else 100)
     log(f"scale 3/3 register + load a realistic VISOR-format split ({frames} frames)")
     visor = bench_visor_load(work, frames)
     config.update(visor.pop("_visor_config"))
