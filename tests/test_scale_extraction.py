@@ -36,6 +36,7 @@ def test_working_size_is_a_noop_for_small_frames():
     m = _boxes(3, 160, 160)
     out = to_working_res(m, (160, 160))
     assert out.dtype == torch.float32 and torch.equal(out, m.float())
+    assert to_working_res(m[:0], (80, 80)).shape == (0, 80, 80)  # no proposals: still the working size
 
 
 @pytest.mark.parametrize("H,W,size", [(540, 960, (108, 192)), (333, 517, (100, 155)), (100, 30, (50, 15))])
@@ -179,3 +180,16 @@ def test_extract_pools_at_working_res_and_ignores_frame_size(model, tmp_path):
     assert torch.allclose(big["geom"], small["geom"], atol=1e-6)
     assert torch.equal(big["gt_pair_obj"], small["gt_pair_obj"])
     assert torch.isfinite(big["v"]).all() and torch.isfinite(big["v_contact"]).all()
+
+
+def test_extract_large_frame_without_proposals_or_hands(model, tmp_path):
+    from wish_d2.data.proposals_io import write_proposals
+
+    x = _frame_input(tmp_path, 4)
+    empty = str(tmp_path / "empty.jsonl")
+    write_proposals([{"image_id": x["image_id"], "height": 896, "width": 1792, "masks": [], "scores": []}], empty)
+    with torch.no_grad():
+        none, no_hands = model.extract([dict(x, proposals_file=empty), dict(x, hands=[])])
+    assert none["v"].shape == (0, model.clip.embed_dim) and none["geom"].shape[0] == 0
+    assert none["gt_pair_obj"].tolist() == [-1, -1] and torch.isfinite(none["v_hands"]).all()
+    assert not no_hands["hand_present"].any() and (no_hands["v_contact"] == 0).all() and len(no_hands["v"]) > 0

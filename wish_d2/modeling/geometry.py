@@ -62,8 +62,10 @@ def to_working_res(masks: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
     """
     K, H, W = masks.shape
     size = (int(size[0]), int(size[1]))
-    if size == (H, W) or K == 0:
+    if size == (H, W):
         return masks.float()
+    if K == 0:
+        return torch.zeros((0, *size), device=masks.device)
     f = -(-H // size[0])
     exact = f > 1 and (-(-H // f), -(-W // f)) == size
     if not exact:
