@@ -29,6 +29,10 @@ ground truth per frame, per-image metrics, a class filter; images are files unde
 ``--embed-images``; no server or network needed); ``<video>_wish.mp4`` with ``--video-output``; and
 ``.wish_demo_files.txt``, the list of every file the run wrote.
 
+**Videos** use temporal inference by default (proposals linked across frames, each hand's decision smoothed online;
+docs/VIDEO.md) and get a timeline plot of each hand's held object in the gallery (``timelines/``), against ground
+truth when a ``held_timeline.json`` beside the video has it. ``--per-frame`` switches temporal inference off.
+
 DIR must be new or empty, so one gallery never mixes two runs. A non-empty DIR is refused (exit 2) unless
 ``--overwrite``, which first deletes the files an earlier demo run listed in ``.wish_demo_files.txt`` and keeps
 everything else; a non-empty DIR without that list was not written by the demo and is refused even then.
@@ -74,6 +78,8 @@ def get_parser() -> argparse.ArgumentParser:
                    help="inline every gallery image as a data URI: index.html becomes one standalone file")
     p.add_argument("--no-dataset-lookup", action="store_true",
                    help="never match inputs to registered datasets (no ground truth, dataset hands or proposals)")
+    p.add_argument("--per-frame", action="store_true",
+                   help="videos: per-frame predictions instead of temporal inference (linking + smoothing)")
     p.add_argument("--proposal-labels", type=int, default=0, metavar="N",
                    help="write index and score on the first N proposals of the proposals panel")
     p.add_argument("--opts", nargs=argparse.REMAINDER, default=[], metavar="KEY VALUE",
@@ -102,7 +108,7 @@ def options_from_args(args: argparse.Namespace) -> DemoOptions:
                        confidence=args.confidence, video_output=args.video_output, video_stride=args.video_stride,
                        max_frames=args.max_frames, proposals_file=args.proposals_file,
                        embed_images=args.embed_images, dataset_lookup=not args.no_dataset_lookup,
-                       proposal_labels=args.proposal_labels)
+                       proposal_labels=args.proposal_labels, temporal=not args.per_frame)
 
 
 def main(argv=None, predictor_factory=None) -> int:

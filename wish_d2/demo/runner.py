@@ -59,6 +59,8 @@ class DemoOptions:
     dataset_lookup: bool = True
     #: label the first N proposals of the proposals panel
     proposal_labels: int = 0
+    #: video inputs: temporal inference (linking + smoothing, docs/VIDEO.md) and a timeline plot; False = per frame
+    temporal: bool = True
 
 
 def safe_name(text: str) -> str:
@@ -241,8 +243,16 @@ class DemoRunner:
         fps, _ = video_info(path)
         stride = max(1, self.options.video_stride)
         writer, video_path = None, None
+        single, recorder = self.predictor, None
+        if self.options.temporal:
+            from wish_d2.video.demo import temporal_predictor_for
+
+            recorder = temporal_predictor_for(single)  # None for a stand-in predictor without a WISH model
+            self.predictor = recorder or single
         try:
             for idx, frame in iter_video(path, stride, self.options.max_frames):
+                if recorder is not None:
+                    recorder.note_frame(idx)
                 drawn = self.process(frame, f"{stem}_f{idx:06d}", f"{path}#frame={idx}", None,
                                      video_scale=1.0 if self.video_output else None)
                 bar.update(1)
@@ -266,7 +276,23 @@ class DemoRunner:
             self.unreadable.append(path)
             say(str(e), err=True)
         finally:
+            self.predictor = single
             if writer is not None:
                 writer.release()
                 self.counts["videos_written"] += 1
                 say(f"annotated video: {video_path}")
+        if recorder is not None:
+            self._add_timeline(recorder, stem, path, fps)
+
+    def _add_timeline(self, recorder, stem: str, path: str, fps: float) -> None:
+        """The gallery entry with the video's timeline plot (each hand's held object over time)."""
+        from wish_d2.video.demo import ground_truth_timeline
+
+        gt = ground_truth_timeline(path)
+        png = recorder.plot(self.out.path(f"timelines/{stem}_timeline.png"), fps, title=os.path.basename(path),
+                            ground_truth=gt)
+        if png is not None:
+            self.entries.append({"title": f"{stem}: held object over time", "subtitle": path,
+                                 "panels": [("timeline", png)], "classes": [], "metrics": {
+                                     "frames": len(recorder.frames), "ground truth": "yes" if gt else "no"},
+                                 "notes": ["temporal inference (linking + smoothing); per-frame dotted"]})

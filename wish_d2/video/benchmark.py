@@ -141,9 +141,9 @@ def _score(videos: Dict[str, List], selections: Dict[str, List], folder: str, fp
             switches += spurious_switches(pred_ids[s], gt_ids[s])
         frames_total += len(frames)
     m = acc.compute()
-    return {"E-mIoU": m["E-mIoU"], "IoU_left": m["IoU_left"], "IoU_right": m["IoU_right"],
-            "IoU_both": m.get("IoU_both", float("nan")),
-            "switches_per_min": switches_per_minute(switches, frames_total, fps)}
+    # a class with neither ground truth nor prediction has no IoU (None), as in the frame metric
+    return {"E-mIoU": m.get("E-mIoU"), "IoU_left": m.get("IoU_left"), "IoU_right": m.get("IoU_right"),
+            "IoU_both": m.get("IoU_both"), "switches_per_min": switches_per_minute(switches, frames_total, fps)}
 
 
 def _train(cfg, noise_s: float, folders: Dict[str, str], size: BenchmarkSize, out: str):
@@ -199,7 +199,7 @@ def run_video_benchmark(output_dir: str, config_file: str, size: BenchmarkSize =
                     params = replace(TemporalParams(), p_switch=p, theta_scale=ts)
                     sel = {v: _temporal(f, theta, rule, params) for v, f in val.items()}
                     grid.append((_score(val, sel, folders["val"], fps), p, ts))
-            best = max(grid, key=lambda g: g[0]["E-mIoU"])
+            best = max(grid, key=lambda g: g[0]["E-mIoU"] or 0.0)
             calib = {"p_switch": best[1], "theta_scale": best[2], "theta": theta,
                      "val_grid": [{"p_switch": p, "theta_scale": ts, **m} for m, p, ts in grid]}
             params = replace(TemporalParams(), p_switch=best[1], theta_scale=best[2])
@@ -219,15 +219,19 @@ def run_video_benchmark(output_dir: str, config_file: str, size: BenchmarkSize =
     return results
 
 
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.2f}"
+
+
 def results_markdown(r: Dict) -> str:
     keys = ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "switches_per_min")
     lines = ["# Video benchmark", "", "| inference | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
     for row in ("per_frame", "temporal"):
         if row in r:
-            lines.append(f"| {row} | " + " | ".join(f"{r[row][k]:.2f}" for k in keys) + " |")
+            lines.append(f"| {row} | " + " | ".join(_num(r[row][k]) for k in keys) + " |")
     lines += ["", "| timing noise | " + " | ".join(r["timing_noise"]) + " |",
               "|---" * (len(r["timing_noise"]) + 1) + "|",
-              "| E-mIoU (per frame) | " + " | ".join(f"{v:.2f}" for v in r["timing_noise"].values()) + " |", ""]
+              "| E-mIoU (per frame) | " + " | ".join(_num(v) for v in r["timing_noise"].values()) + " |", ""]
     if "per_frame" in r and "temporal" in r:
         pf, tm, tn = r["per_frame"], r["temporal"], r["timing_noise"]
         lines += ["Targets:", "",

@@ -32,6 +32,7 @@ class TemporalParams:
     p_switch: float = 0.05  # price of changing a hand's state between frames (HandHMM)
     theta_scale: float = 1.0  # the HMM's "nothing" emission = theta_scale x the per-frame contact threshold
     miss: float = 0.05  # emission of a live track that has no proposal this frame
+    floor: float = 0.05  # emissions below this count as this: one frame's evidence is bounded (robust to outliers)
     emb_weight: float = 0.5  # linking score = IoU + emb_weight * cos
     min_link: float = 0.5  # linking acceptance
     max_age: int = 10  # frames a track survives unseen (the bounded window)
@@ -78,7 +79,7 @@ class TemporalDecoder:
     def reset(self) -> None:
         p = self.params
         self.linker = ObjectLinker(p.emb_weight, p.min_link, p.max_age)
-        self.hmms = [HandHMM(self.theta, p.p_switch, p.miss) for _ in range(2)]
+        self.hmms = [HandHMM(self.theta, p.p_switch, p.miss, floor=p.floor) for _ in range(2)]
         self.t = -1
 
     def link(self, record: Dict, masks: Optional[torch.Tensor] = None) -> Tuple[List[int], torch.Tensor]:
@@ -169,10 +170,17 @@ class VideoPredictor:
         c, a = c[0, :n].cpu(), a[0, :n].cpu()
         if self.temporal:
             out = self.decoder.step(record, c, a)
+            # the per-frame rule's choice in the same track ids, for timelines that compare the two
+            pf = select_in_hand(c, a, torch.ones(n, dtype=torch.bool), record["hand_present"],
+                                contact_threshold=self.theta, **self.rule)
+            pf_states = [NOTHING, NOTHING]
+            for i, k, _ in pf:
+                for s in ((0, 1) if k == CLASS_BOTH else (k,)):
+                    pf_states[s] = out["track_ids"][i]
             return {"instances": selection_to_instances(out["selection"], h, w), "record": record,
-                    "states": out["states"]}
+                    "states": out["states"], "per_frame_states": pf_states}
         sel = select_in_hand(c, a, torch.ones(n, dtype=torch.bool), record["hand_present"],
                              contact_threshold=self.theta, **self.rule)
         masks = decode_rles([record["proposal_rles"][i] for i, _, _ in sel], h, w)
         return {"instances": selection_to_instances([(m, k, s) for m, (_, k, s) in zip(masks, sel)], h, w),
-                "record": record, "states": None}
+                "record": record, "states": None, "per_frame_states": None}

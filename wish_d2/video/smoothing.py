@@ -10,6 +10,8 @@ log-evidence). With ``p_switch = 0.5`` (staying costs what switching costs) the 
 Decoding is the online max-product (Viterbi) forward pass: causal, one step per frame, and the state set is
 bounded by the linker's live tracks. A track that is live but has no proposal in this frame (missed by the
 segmenter, briefly occluded) emits ``miss`` instead of vanishing, so a hand can keep holding through a short gap.
+Emissions are floored at ``floor``: a probability near 0 is as likely a failure of the per-frame model as a fact,
+and without a floor one frame with a near-zero score could outweigh any switching price.
 """
 import math
 from typing import Dict, Iterable, List, Optional
