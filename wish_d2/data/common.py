@@ -157,7 +157,10 @@ def probe_image(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
             with Image.open(path) as im:
                 w, h = im.size
                 # Detectron2's read_image applies the EXIF orientation: a rotated frame is read as (w, h).
-                if im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):
+                # Only where EXIF sits in the header: elsewhere (a PNG eXIf chunk after the pixels) getexif()
+                # would decode the whole image.
+                if ("exif" in im.info or im.format == "TIFF") and \
+                        im.getexif().get(_EXIF_ORIENTATION) in (5, 6, 7, 8):
                     w, h = h, w
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None, "image too large (decompression bomb)"

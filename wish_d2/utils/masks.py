@@ -5,6 +5,7 @@ RLE counts that do not add up to ``height * width`` make ``decode`` write past i
 therefore go through :func:`check_rle` / :func:`polygon_problem` first; :func:`polygons_to_rle` refuses what
 ``polygon_problem`` rejects.
 """
+import math
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
@@ -130,16 +131,14 @@ def polygon_problem(flat: Sequence[float], height: int, width: int, allow_outsid
     unless ``allow_outside``, a polygon whose bounding box misses the image (it would rasterise to nothing)."""
     if len(flat) < 6 or len(flat) % 2:
         return "degenerate polygon (< 3 points)"
+    # Plain Python on purpose: a polygon is a short list, and numpy's per-call overhead would dominate loading.
     try:
-        a = np.asarray(flat, dtype=np.float64)
+        if not math.isfinite(sum(flat)):  # a NaN or an infinity survives the sum (and a string fails it)
+            return "non-finite polygon coordinate"
+        xs, ys = flat[0::2], flat[1::2]
+        x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     except (TypeError, ValueError):
         return "non-numeric polygon coordinate"
-    if a.ndim != 1:
-        return "non-numeric polygon coordinate"
-    if not np.isfinite(a).all():
-        return "non-finite polygon coordinate"
-    xs, ys = a[0::2], a[1::2]
-    x0, x1, y0, y1 = xs.min(), xs.max(), ys.min(), ys.max()
     if x0 < -width or x1 > 2 * width or y0 < -height or y1 > 2 * height:
         return "polygon coordinate out of range (more than one image size outside the image)"
     if not allow_outside and (x1 <= 0 or y1 <= 0 or x0 >= width or y0 >= height):
