@@ -39,8 +39,8 @@ NOISE_LEVELS = (0.0, 1.0, 2.0)
 class BenchmarkSize:
     """Split sizes and training length, small enough for two shared CPU cores."""
 
-    def __init__(self, train_videos=16, val_videos=5, test_videos=8, annotate_every=2, stage1_iters=600,
-                 stage2_iters=400, seed=0, params: VideoParams = VideoParams(), window_noise_s=1.0):
+    def __init__(self, train_videos=12, val_videos=4, test_videos=6, annotate_every=2, stage1_iters=500,
+                 stage2_iters=300, seed=0, params: VideoParams = VideoParams(), window_noise_s=1.0):
         self.train_videos, self.val_videos, self.test_videos = train_videos, val_videos, test_videos
         self.annotate_every = annotate_every
         self.stage1_iters, self.stage2_iters = stage1_iters, stage2_iters
@@ -206,6 +206,9 @@ def run_video_benchmark(output_dir: str, config_file: str, size: BenchmarkSize =
             results["per_frame"] = per_frame
             results["temporal"] = _score(test, {v: _temporal(f, theta, rule, params) for v, f in test.items()},
                                          folders["test"], fps)
+            results["calibration"] = calib
+        # partial results after every noise level: a long run that is stopped still leaves its numbers
+        write_json(results, os.path.join(output_dir, "video_results.partial.json"))
     results["calibration"] = calib
     results["setup"] = {"train_videos": size.train_videos, "val_videos": size.val_videos,
                         "test_videos": size.test_videos, "seconds": size.params.seconds, "fps": fps,
