@@ -25,6 +25,16 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP.ZERO_SHOT_PROMPT = "an object held in the {side} hand"  # CLIP zero-shot baseline prompt
     W.CLIP.MASK_SOFT_COVERAGE = True  # attention bias from the fraction of each patch a mask covers (else binary)
     W.CLIP.AUTOCAST = ""  # "bfloat16": image tower under CUDA autocast (faster GPU extraction); "" float32; CPU ignores it
+    W.CLIP.PROBE_FRAMES = 200  # synthetic test frames of the encoder's zero-shot category probe in the table; 0 = skip
+    W.CLIP.WEB_PRETRAIN = CN()  # the tiny CLIP pretrained on the synthetic web split (wish_d2.pretrain, docs/SYNTHETIC.md)
+    W.CLIP.WEB_PRETRAIN.ENABLED = False  # True: build it on first use under $DETECTRON2_DATASETS and load it as PRETRAINED
+    W.CLIP.WEB_PRETRAIN.SEED = 0  # seed of the web pairs and of the init (part of the checkpoint's key)
+    W.CLIP.WEB_PRETRAIN.STEPS = 300  # optimizer steps; each sees BATCH_SIZE new web pairs
+    W.CLIP.WEB_PRETRAIN.BATCH_SIZE = 48  # image-caption pairs per ClipLoss batch
+    W.CLIP.WEB_PRETRAIN.LR = 1e-3  # AdamW peak learning rate (warm-up, then cosine decay)
+    W.CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS = -1  # -1: train the whole image tower; k >= 0: lock_image_tower(k)
+    W.CLIP.WEB_PRETRAIN.IMAGE_SIZE = 160  # side of the web images (the model's input size)
+    W.CLIP.WEB_PRETRAIN.NUM_PAIRS = 0  # web pairs cycled over; 0 = every step draws new ones
 
     W.SEGMENTER = CN()
     W.SEGMENTER.NAME = "SAM"  # SEGMENTER_REGISTRY entry used by online proposal generators: SAM | GSAM
@@ -70,6 +80,7 @@ def add_wish_config(cfg: CN) -> None:
     W.STAGE1.IMS_PER_BATCH = 32  # images (= narrations) per InfoNCE batch
     W.STAGE1.PAIR_VISUAL = "contact"  # Stage 1 visual features: "contact" zone only, or "all" (+ object, hand)
 
+    W.CALIBRATION = "val_labels"  # thresholds < 0: "val_labels" grid search on val masks, "label_free" Otsu on scores
     W.PSEUDO = CN()
     W.PSEUDO.THRESHOLD = -1.0  # score threshold of a positive; < 0 = calibrate on the validation split
     W.PSEUDO.BOTH_RULE = True  # a hand may accept the object the other hand accepted if it is its own best

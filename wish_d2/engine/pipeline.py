@@ -21,6 +21,7 @@ from ..config_validation import validate_wish_config
 from .calibration import (CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt_label_map, grid_search,
                           selection_emiou)
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
+from .label_free import label_free_contact_threshold, label_free_pseudo_threshold
 from .trainer import WISHTrainer
 
 logger = logging.getLogger(__name__)
@@ -139,6 +140,8 @@ def pseudo_score_split(cfg, model, name: str):
 
 def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
     heads = unwrap_model(model).roi_heads
+    if cfg.MODEL.WISH.CALIBRATION == "label_free":  # no pixel label: Otsu on the train split's Stage 1 scores
+        return label_free_pseudo_threshold(cfg, model, cfg.DATASETS.TRAIN[0], both_rule=heads.both_rule)
     gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
     scored = pseudo_score_split(cfg, model, val_name)
     memo = {}
@@ -185,6 +188,8 @@ def split_scores(cfg, model, name: str):
 
 
 def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str] = None) -> float:
+    if cfg.MODEL.WISH.CALIBRATION == "label_free":  # no pixel label: Otsu on the split's Stage 2 probabilities
+        return label_free_contact_threshold(cfg, model, [val_name], method)
     heads = unwrap_model(model).roi_heads
     method = method or heads.method
     gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
@@ -212,6 +217,8 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
     w = cfg.MODEL.WISH
     root = cfg.OUTPUT_DIR
     val = cfg.DATASETS.VAL[0] if cfg.DATASETS.VAL else None
+    if val is None and w.CALIBRATION == "label_free":
+        val = cfg.DATASETS.TRAIN[0]  # label-free calibration reads images only, so the train split will do
     timings = {}
     t0 = time.perf_counter()
     for name in list(cfg.DATASETS.TRAIN) + list(cfg.DATASETS.VAL) + list(cfg.DATASETS.TEST):

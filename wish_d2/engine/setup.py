@@ -17,6 +17,10 @@ def build_cfg(config_file: str = "", opts=(), freeze: bool = True):
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     validate_wish_config(cfg)
+    if cfg.MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED:  # the synthetic web-pretrained CLIP: built on first use, then
+        from ..pretrain import resolve_web_pretrained  # loaded through CLIP.PRETRAINED like real weights
+
+        resolve_web_pretrained(cfg)
     if freeze:
         cfg.freeze()
     return cfg

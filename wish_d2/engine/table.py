@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..modeling.meta_arch import selections_to_instances
+from ..pretrain.zero_shot import encoder_report
 from ..utils.atomic import atomic_path, write_json
 from .data import cache_root, ensure_feature_cache, iterate_cached
 from .pipeline import (unwrap_model, calibrate_contact_threshold, evaluate, pseudo_selection, run_pipeline,
@@ -47,8 +48,15 @@ ABLATIONS = {
     "wish_geometry_only": ("MODEL.WISH.USE_VISUAL", "False"),
     "wish_visual_only": ("MODEL.WISH.USE_GEOMETRY", "False"),
 }
-# Every row of the table, in the order it is printed.
+# Rows run only when asked for (--methods): settings compared against the default, same data and cache.
+OPTIONAL_ROWS = {
+    "wish_stage1_paper": ("MODEL.WISH.STAGE1.PAIR_VISUAL", "all"),  # Stage 1 reads [v_i ; v_s ; u] as the paper does
+    "wish_label_free": ("MODEL.WISH.CALIBRATION", "label_free"),  # thresholds without any pixel label
+}
+ABLATIONS.update(OPTIONAL_ROWS)
+# Every row of the table, in the order it is printed; DEFAULT_METHODS: the rows run when none are named.
 METHODS = tuple(FROM_WISH) + tuple(ABLATIONS)
+DEFAULT_METHODS = tuple(m for m in METHODS if m not in OPTIONAL_ROWS)
 KEYS = ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "AP")
 METRICS_FILE = "metrics.json"  # each row's full metrics, in the row's folder
 
@@ -186,6 +194,9 @@ def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Opt
         times[f"{g}_s" if g != "wish" else "wish_and_baselines_s"] = seconds
     res = {m: res[m] for m in methods if m in res}
     res["_timings"] = times
+    encoder = encoder_report(cfg)  # after every row, so it cannot touch their random streams
+    if encoder is not None:
+        res["encoder"] = encoder
     return res
 
 
@@ -194,7 +205,7 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
     """Every method for every seed; ``register(cfg)`` registers a seed's datasets. A seed is the data seed and, unless
     ``train_seed`` is given, also the training seed (``SEED``): fixing the data and changing ``train_seed`` measures
     how much one dataset's numbers move with training randomness alone."""
-    methods = list(methods or METHODS)
+    methods = list(methods or DEFAULT_METHODS)
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
@@ -214,6 +225,9 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
         rows = [per_seed[s][m] for s in seeds if m in per_seed[s]]
         if rows:
             results[m] = {k: float(np.mean([r[k] for r in rows if k in r])) for k in rows[0]}
+    top1 = [per_seed[s]["encoder"]["zero_shot_top1"] for s in seeds if per_seed[s].get("encoder")]
+    if top1 and all(t is not None for t in top1):
+        results["encoder"] = {"zero_shot_top1": float(np.mean(top1))}
     results["seeds"] = list(seeds)
     if train_seed is not None:
         results["train_seed"] = int(train_seed)

@@ -1,0 +1,161 @@
+"""Contrastive image-text pretraining of an open_clip model on the synthetic web split.
+
+The synthetic world then has what the real world has: an encoder pretrained on image-caption pairs that never saw the
+task's labels (the web split names what is visible, never what is held). The loss is open_clip's own ``ClipLoss``
+with the model's learnable ``logit_scale``; images are normalised exactly as ``MaskPooledCLIP.preprocess`` does, so
+the pipeline sees the pixel statistics the encoder was trained on. Deterministic by seed on a given machine and
+thread count (float summation order differs between thread counts).
+"""
+import contextlib
+import dataclasses
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+
+from ..data.synthetic.web import web_pair, web_pairs
+
+__all__ = ["WebPretrainSettings", "pretrain_web_clip", "normalise_images"]
+
+logger = logging.getLogger(__name__)
+
+WEB_CLIP_VERSION = 1  # bump when the bytes a setting produces change (captions, schedule, loss)
+
+
+@dataclass(frozen=True)
+class WebPretrainSettings:
+    """Everything that decides the checkpoint's bytes (its cache key). ``unlocked_image_groups < 0`` trains the whole
+    image tower; ``k >= 0`` keeps open_clip's ``lock_image_tower(unlocked_groups=k)``: only the last ``k`` groups
+    (for a ViT: ``proj``, then last block + ``ln_post``, ...) train, which halves the cost of a step."""
+    model_name: str = "WISH-Tiny-ViT"
+    seed: int = 0
+    steps: int = 300
+    batch_size: int = 48
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: int = 20
+    unlocked_image_groups: int = -1
+    num_pairs: int = 0  # size of the web split cycled over; 0: every step draws new pairs
+    image_size: int = 160
+    version: int = WEB_CLIP_VERSION
+
+    def as_dict(self) -> Dict:
+        return dataclasses.asdict(self)
+
+
+def normalise_images(model: torch.nn.Module, images: np.ndarray) -> torch.Tensor:
+    """uint8 RGB ``[B, H, W, 3]`` at the model's size -> normalised ``[B, 3, H, W]`` (MaskPooledCLIP's statistics)."""
+    pp = open_clip.get_model_preprocess_cfg(model)
+    mean = torch.tensor(pp.get("mean", open_clip.OPENAI_DATASET_MEAN), dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(pp.get("std", open_clip.OPENAI_DATASET_STD), dtype=torch.float32).view(1, 3, 1, 1)
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+    return (x - mean) / std
+
+
+def _image_features_fixed(s: WebPretrainSettings) -> bool:
+    """Only ``proj`` trains and the pairs are a finite set: the tower's output before ``proj`` never changes, so it
+    is computed once per pair instead of once per step (the same numbers, at a fraction of the cost)."""
+    return s.unlocked_image_groups == 1 and s.num_pairs > 0
+
+
+@contextlib.contextmanager
+def _without_proj(visual: torch.nn.Module):
+    """open_clip's ViT skips ``proj`` when it is ``None``: its forward then returns the pooled, pre-projection
+    features."""
+    proj = visual.proj
+    visual.proj = None
+    try:
+        yield
+    finally:
+        visual.proj = proj
+
+
+@torch.no_grad()
+def _fixed_image_features(model: torch.nn.Module, s: WebPretrainSettings, chunk: int = 64) -> torch.Tensor:
+    out = []
+    with _without_proj(model.visual):
+        for first in range(0, s.num_pairs, chunk):
+            pairs = list(web_pairs(s.seed, first, min(chunk, s.num_pairs - first), s.image_size, s.image_size))
+            out.append(model.visual(normalise_images(model, np.stack([p["image"] for p in pairs]))))
+    return torch.cat(out)
+
+
+def _lr_at(s: WebPretrainSettings, step: int) -> float:
+    """Linear warm-up, then cosine decay to zero (open_clip's usual schedule)."""
+    if step < s.warmup:
+        return s.lr * (step + 1) / s.warmup
+    t = (step - s.warmup) / max(1, s.steps - s.warmup)
+    return 0.5 * s.lr * (1.0 + float(np.cos(np.pi * t)))
+
+
+def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable[[Dict], None]] = None
+                      ) -> (torch.nn.Module, List[float], Dict):
+    """Train ``settings.model_name`` from its seeded random init on web pairs ``0 .. steps * batch_size - 1`` (each
+    pair seen once), or cycling over pairs ``0 .. num_pairs - 1``. Returns ``(model in eval mode, loss per step, timings)``. The global RNG is left alone."""
+    from ..modeling.clip_encoder import build_open_clip
+
+    s = settings
+    if s.steps < 1 or s.batch_size < 2:
+        raise ValueError(f"web pretraining needs steps >= 1 and batch_size >= 2, got {s.steps} and {s.batch_size}")
+    model = build_open_clip(s.model_name, "", init_seed=s.seed)
+    model.requires_grad_(True)
+    if s.unlocked_image_groups >= 0:
+        model.lock_image_tower(unlocked_groups=s.unlocked_image_groups)
+    model.train()
+    tokenizer = open_clip.get_tokenizer(s.model_name)
+    loss_fn = open_clip.loss.ClipLoss()
+    params = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in params if p.ndim >= 2]
+    no_decay = [p for p in params if p.ndim < 2]  # gains, biases, logit_scale: no weight decay (open_clip's rule)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98), eps=1e-6)
+    losses, t_data, t_step = [], 0.0, 0.0
+    t0 = time.perf_counter()
+    fixed = _fixed_image_features(model, s) if _image_features_fixed(s) else None
+    captions = [web_pair(s.seed, i, s.image_size, s.image_size)["caption"] for i in range(s.num_pairs)] \
+        if fixed is not None else None
+    t_data += time.perf_counter() - t0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(s.seed)
+        for step in range(s.steps):
+            t0 = time.perf_counter()
+            first = step * s.batch_size
+            idx = [(first + k) % s.num_pairs for k in range(s.batch_size)] if s.num_pairs > 0 else \
+                list(range(first, first + s.batch_size))
+            if fixed is not None:
+                texts = tokenizer([captions[i] for i in idx])
+            else:
+                pairs = [web_pair(s.seed, i, s.image_size, s.image_size) for i in idx]
+                images = normalise_images(model, np.stack([p["image"] for p in pairs]))
+                texts = tokenizer([p["caption"] for p in pairs])
+            t1 = time.perf_counter()
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(s, step)
+            if fixed is not None:  # what CLIP.forward computes, with the locked tower's output looked up
+                image_features = F.normalize(fixed[idx] @ model.visual.proj, dim=-1)
+                text_features = model.encode_text(texts, normalize=True)
+                loss = loss_fn(image_features, text_features, model.logit_scale.exp())
+            else:
+                out = model(images, texts)
+                loss = loss_fn(out["image_features"], out["text_features"], out["logit_scale"]) \
+                    if isinstance(out, dict) else loss_fn(*out[:3])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"web CLIP pretraining: non-finite loss at step {step} ({settings})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():  # CLIP's clamp: the temperature may not exceed 100
+                model.logit_scale.clamp_(0, float(np.log(100)))
+            losses.append(float(loss.detach()))
+            t_data += t1 - t0
+            t_step += time.perf_counter() - t1
+            if progress is not None:
+                progress({"step": step, "loss": losses[-1], "lr": _lr_at(s, step)})
+    model.eval()
+    model.requires_grad_(False)
+    return model, losses, {"data_s": t_data, "train_s": t_step}
