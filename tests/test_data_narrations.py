@@ -104,3 +104,24 @@ def test_spacy_extractor_is_lazy():
             fn("C takes the knife")
     else:  # pragma: no cover - only where spaCy and a model are installed
         pytest.skip("spaCy installed; the model may be absent")
+
+
+@pytest.mark.parametrize("content,match", [
+    (b'{"mug": 5}', "canonical phrase of 'mug' must be a string, got int"),
+    (b'{"mug": null}', "canonical phrase of 'mug' must be a string"),
+    (b'["mug"]', "must be an object"),
+    (b'{"mug": "\xff"}', "not valid JSON"),
+    (b"[" * 200000, "not valid JSON"),
+])
+def test_bad_synonym_file_names_it(tmp_path, content, match):
+    p = tmp_path / "syn.json"
+    p.write_bytes(content)
+    with pytest.raises(DataFormatError, match=match) as e:
+        load_synonyms(str(p))
+    assert "syn.json" in str(e.value)
+
+
+@pytest.mark.parametrize("cell", ["[" * 100000, "[[['a']]]", "{'a': 1}", "9" * 5000])
+def test_bad_all_nouns_cell_raises_data_format_error(cell):
+    with pytest.raises(DataFormatError, match="row 3"):
+        parse_epic_all_nouns(cell, "row 3")

@@ -93,7 +93,7 @@ def parse_epic_all_nouns(value, where: str = "") -> List[str]:
             return []
         try:
             items = ast.literal_eval(text)
-        except (ValueError, SyntaxError) as e:
+        except (ValueError, SyntaxError, RecursionError, MemoryError) as e:
             raise DataFormatError(f"{where}: all_nouns is not a Python list literal: {text!r} ({e})") from e
         if isinstance(items, str):
             items = [items]
@@ -338,15 +338,21 @@ def load_synonyms(spec: SynonymSpec) -> Dict[str, str]:
     """A dict, a JSON file holding one (``{phrase: canonical}``), or ``None`` -> a lower-cased dict."""
     if spec is None:
         return {}
+    src = "synonym map"
     if isinstance(spec, str):
+        src = spec
         try:
-            with open(spec) as f:
+            with open(spec, encoding="utf-8") as f:
                 spec = json.load(f)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(f"{spec}: synonym map is not valid JSON ({e})") from e
-        if not isinstance(spec, dict):
-            raise DataFormatError("synonym map JSON must be an object {phrase: canonical}")
-    return {str(k).strip().lower(): str(v).strip().lower() for k, v in spec.items()}
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+            raise DataFormatError(f"{src}: synonym map is not valid JSON ({e})") from e
+    if not isinstance(spec, dict):
+        raise DataFormatError(f"{src}: a synonym map must be an object {{phrase: canonical}}")
+    bad = [k for k, v in spec.items() if not isinstance(v, str)]
+    if bad:
+        raise DataFormatError(f"{src}: the canonical phrase of {bad[0]!r} must be a string, got "
+                              f"{type(spec[bad[0]]).__name__}")
+    return {str(k).strip().lower(): v.strip().lower() for k, v in spec.items()}
 
 
 def apply_synonyms(phrases: Iterable[str], synonyms: Optional[Dict[str, str]]) -> List[str]:
