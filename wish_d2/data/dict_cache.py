@@ -1,8 +1,8 @@
 """A keyed file cache of loaded dataset dicts, so that a large split is parsed once, not in every process.
 
 Parsing a VISOR split is dominated by the JSON decoder building a Python float for every polygon coordinate of
-every entity (a 1920x1080 frame with ~70 entities holds ~15k of them), although only the hands and the in-contact
-objects become masks. The dataset dicts that come out (a few RLEs per frame) are small: they are written once
+every entity (a 1920x1080 frame with ~70 multi-polygon entities holds ~13k of them), although only the hands
+and the in-contact objects become masks. The dataset dicts that come out (a few RLEs per frame) are small: they are written once
 to ``<cache_dir>/<prefix>-<key>.json`` and read back by later loads.
 
 The key is a SHA-256 of everything the dicts depend on: the loader's format version, its options, and the path,
