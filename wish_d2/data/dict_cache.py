@@ -2,8 +2,8 @@
 
 Parsing a VISOR split is dominated by the JSON decoder building a Python float for every polygon coordinate of
 every entity (a 1920x1080 frame with ~70 multi-polygon entities holds ~13k of them), although only the hands
-and the in-contact objects become masks. The dataset dicts that come out (a few RLEs per frame) are small: they are written once
-to ``<cache_dir>/<prefix>-<key>.json`` and read back by later loads.
+and the in-contact objects become masks. The dataset dicts that come out (a few RLEs per frame) are small: they
+are written once to ``<cache_dir>/<prefix>-<key>.json`` and read back by later loads.
 
 The key is a SHA-256 of everything the dicts depend on: the loader's format version, its options, and the path,
 size and modification time of every input file. Any change of an input or an option gives a new key (a new

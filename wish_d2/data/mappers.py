@@ -61,7 +61,8 @@ class WISHCachedMapper:
         d = copy.copy(dataset_dict)
         d["wish_features"] = self.cache.record(*d["cache_ref"])
         idx = [self.text_index[p] for p in d.get("noun_phrases", []) if p in self.text_index]
-        d["text_embeds"] = self.text_embeds[idx] if idx else self.text_embeds.new_zeros((0,) + self.text_embeds.shape[1:])
+        empty = self.text_embeds.new_zeros((0,) + self.text_embeds.shape[1:])
+        d["text_embeds"] = self.text_embeds[idx] if idx else empty
         d["zero_shot_embeds"] = self.zero_shot
         if self.pseudo_labels is not None:
             d["wish_targets"] = torch.tensor(self.pseudo_labels.get(str(d["image_id"]), [-1, -1]), dtype=torch.long)
