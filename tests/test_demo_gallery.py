@@ -320,4 +320,5 @@ def test_demo_video_tiny_model_precomputed_hands(tiny_dataset, tmp_path, capsys)
     assert all(r["metrics"]["hands"] == "left+right" and r["dataset"] is None for r in summary["images"])
     assert all(r["metrics"]["proposals"] >= 3 for r in summary["images"])
     assert (out / "clip_wish.mp4").is_file() and "no hands found" not in captured.out
-    _check_gallery(out, 3)
+    _check_gallery(out, 4)  # 3 frames + the video's timeline card (temporal inference, docs/VIDEO.md)
+    assert (out / "timelines" / "clip_timeline.png").is_file()
