@@ -26,15 +26,15 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP.MASK_SOFT_COVERAGE = True  # attention bias from the fraction of each patch a mask covers (else binary)
     W.CLIP.AUTOCAST = ""  # "bfloat16": image tower under CUDA autocast (faster GPU extraction); "" float32; CPU ignores it
     W.CLIP.PROBE_FRAMES = 200  # synthetic test frames of the encoder's zero-shot category probe in the table; 0 = skip
-    W.CLIP.WEB_PRETRAIN = CN()  # the tiny CLIP pretrained on the synthetic web split (wish_d2.pretrain, docs/SYNTHETIC.md)
-    W.CLIP.WEB_PRETRAIN.ENABLED = False  # True: build it on first use under $DETECTRON2_DATASETS and load it as PRETRAINED
+    W.CLIP.WEB_PRETRAIN = CN()  # tiny CLIP pretrained on the synthetic web split (docs/SYNTHETIC.md)
+    W.CLIP.WEB_PRETRAIN.ENABLED = False  # True: built on first use under $DETECTRON2_DATASETS, loaded as PRETRAINED
     W.CLIP.WEB_PRETRAIN.SEED = 0  # seed of the web pairs and of the init (part of the checkpoint's key)
-    W.CLIP.WEB_PRETRAIN.STEPS = 300  # optimizer steps; each sees BATCH_SIZE new web pairs
-    W.CLIP.WEB_PRETRAIN.BATCH_SIZE = 48  # image-caption pairs per ClipLoss batch
-    W.CLIP.WEB_PRETRAIN.LR = 1e-3  # AdamW peak learning rate (warm-up, then cosine decay)
-    W.CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS = -1  # -1: train the whole image tower; k >= 0: lock_image_tower(k)
+    W.CLIP.WEB_PRETRAIN.STEPS = 400  # optimizer steps of BATCH_SIZE web pairs
+    W.CLIP.WEB_PRETRAIN.BATCH_SIZE = 64  # image-caption pairs per ClipLoss batch
+    W.CLIP.WEB_PRETRAIN.LR = 2e-3  # AdamW peak learning rate (warm-up, then cosine decay)
+    W.CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS = 1  # 1: only proj trains (input cached per pair); -1: all
     W.CLIP.WEB_PRETRAIN.IMAGE_SIZE = 160  # side of the web images (the model's input size)
-    W.CLIP.WEB_PRETRAIN.NUM_PAIRS = 0  # web pairs cycled over; 0 = every step draws new ones
+    W.CLIP.WEB_PRETRAIN.NUM_PAIRS = 1000  # size of the web split, cycled over; 0 = every step draws new pairs
 
     W.SEGMENTER = CN()
     W.SEGMENTER.NAME = "SAM"  # SEGMENTER_REGISTRY entry used by online proposal generators: SAM | GSAM

@@ -34,13 +34,14 @@ class WebPretrainSettings:
     (for a ViT: ``proj``, then last block + ``ln_post``, ...) train, which halves the cost of a step."""
     model_name: str = "WISH-Tiny-ViT"
     seed: int = 0
-    steps: int = 300
-    batch_size: int = 48
-    lr: float = 1e-3
+    steps: int = 400
+    batch_size: int = 64
+    lr: float = 2e-3
     weight_decay: float = 0.1
     warmup: int = 20
-    unlocked_image_groups: int = -1
-    num_pairs: int = 0  # size of the web split cycled over; 0: every step draws new pairs
+    unlocked_image_groups: int = 1
+    num_pairs: int = 1000  # size of the web split cycled over; 0: every step draws new pairs
+    train_token_embedding: bool = False  # the 49k-row vocabulary table; the captions use about a hundred rows
     image_size: int = 160
     version: int = WEB_CLIP_VERSION
 
@@ -96,7 +97,8 @@ def _lr_at(s: WebPretrainSettings, step: int) -> float:
 def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable[[Dict], None]] = None
                       ) -> (torch.nn.Module, List[float], Dict):
     """Train ``settings.model_name`` from its seeded random init on web pairs ``0 .. steps * batch_size - 1`` (each
-    pair seen once), or cycling over pairs ``0 .. num_pairs - 1``. Returns ``(model in eval mode, loss per step, timings)``. The global RNG is left alone."""
+    pair seen once), or cycling over pairs ``0 .. num_pairs - 1``. Returns ``(model in eval mode, loss per step,
+    timings)``. The global RNG is left alone."""
     from ..modeling.clip_encoder import build_open_clip
 
     s = settings
@@ -106,6 +108,8 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
     model.requires_grad_(True)
     if s.unlocked_image_groups >= 0:
         model.lock_image_tower(unlocked_groups=s.unlocked_image_groups)
+    if not s.train_token_embedding:  # its dense gradient and AdamW state over 49k rows would dominate each step
+        model.token_embedding.requires_grad_(False)
     model.train()
     tokenizer = open_clip.get_tokenizer(s.model_name)
     loss_fn = open_clip.loss.ClipLoss()
