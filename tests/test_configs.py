@@ -1,0 +1,32 @@
+"""Every shipped config merges onto ``add_wish_config`` and passes validation, without touching weights or data."""
+import glob
+import os
+
+import pytest
+from detectron2.config import get_cfg
+
+from wish_d2 import add_wish_config
+from wish_d2.config_validation import validate_wish_config
+
+CONFIGS = sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "configs", "*.yaml")))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
+def test_config_merges_and_validates(path):
+    cfg = get_cfg()
+    add_wish_config(cfg)
+    cfg.merge_from_file(path)
+    validate_wish_config(cfg)
+    assert cfg.MODEL.META_ARCHITECTURE == "WISH"
+
+
+def test_real_data_configs_name_weights_the_ecosystem_way():
+    cfg = get_cfg()
+    add_wish_config(cfg)
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "configs", "wish_epic.yaml"))
+    w = cfg.MODEL.WISH
+    import open_clip
+
+    assert w.CLIP.PRETRAINED in open_clip.list_pretrained_tags_by_model(w.CLIP.MODEL_NAME)
+    assert w.SEGMENTER.SAM_CHECKPOINT.startswith("https://") and w.SEGMENTER.SAM_CHECKPOINT.endswith(".pth")
+    assert "/" in w.SEGMENTER.GDINO_PATH and not os.path.isdir(w.SEGMENTER.GDINO_PATH)
