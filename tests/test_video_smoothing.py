@@ -24,7 +24,7 @@ def test_blips_are_ignored_and_sustained_changes_followed():
 
 
 def test_short_gap_of_a_held_object_is_bridged():
-    hmm = HandHMM(THETA, p_switch=0.05, miss=0.05)
+    hmm = HandHMM(THETA, p_switch=0.05)
     for _ in range(5):
         assert hmm.step({1: 0.9}) == 1
     assert hmm.step({}, live=[1]) == 1  # the segmenter missed it for one frame

@@ -31,7 +31,7 @@ class TemporalParams:
 
     p_switch: float = 0.05  # price of changing a hand's state between frames (HandHMM)
     theta_scale: float = 1.0  # the HMM's "nothing" emission = theta_scale x the per-frame contact threshold
-    miss: float = 0.05  # emission of a live track that has no proposal this frame
+    miss: Optional[float] = None  # emission of a live track without a proposal this frame; None = theta (neutral)
     floor: float = 0.05  # emissions below this count as this: one frame's evidence is bounded (robust to outliers)
     emb_weight: float = 0.5  # linking score = IoU + emb_weight * cos
     min_link: float = 0.5  # linking acceptance

@@ -9,7 +9,8 @@ log-evidence). With ``p_switch = 0.5`` (staying costs what switching costs) the 
 
 Decoding is the online max-product (Viterbi) forward pass: causal, one step per frame, and the state set is
 bounded by the linker's live tracks. A track that is live but has no proposal in this frame (missed by the
-segmenter, briefly occluded) emits ``miss`` instead of vanishing, so a hand can keep holding through a short gap.
+segmenter, briefly occluded) emits ``miss`` instead of vanishing; by default ``miss = theta``, no evidence either
+way, so a hand keeps holding through a short gap and the gap alone never decides.
 Emissions are floored at ``floor``: a probability near 0 is as likely a failure of the per-frame model as a fact,
 and without a floor one frame with a near-zero score could outweigh any switching price.
 """
@@ -24,7 +25,7 @@ NOTHING = 0  # the "holds nothing" state; track ids are >= 1
 class HandHMM:
     """Online max-product filter for one hand. :meth:`step` takes this frame's evidence and returns the state."""
 
-    def __init__(self, theta: float, p_switch: float = 0.05, miss: float = 0.02, floor: float = 1e-4):
+    def __init__(self, theta: float, p_switch: float = 0.05, miss: Optional[float] = None, floor: float = 1e-4):
         if not 0 < p_switch <= 1:
             raise ValueError(f"p_switch must be in (0, 1], got {p_switch}")
         if not 0 < theta < 1:
@@ -32,7 +33,7 @@ class HandHMM:
         self.log_theta = math.log(theta)
         self.log_stay = math.log1p(-p_switch) if p_switch < 1 else math.log(0.5)
         self.log_switch = math.log(p_switch)
-        self.log_miss = math.log(max(miss, floor))
+        self.log_miss = self.log_theta if miss is None else math.log(max(miss, floor))
         self.floor = floor
         self.delta: Dict[int, float] = {}  # state -> best log-score of a path ending in it (max-normalised)
 
@@ -66,8 +67,8 @@ class HandHMM:
         return max(new, key=lambda k: (new[k], k == NOTHING))
 
 
-def smooth_sequence(evidences: List[Dict[int, float]], theta: float, p_switch: float = 0.05, miss: float = 0.02
-                    ) -> List[int]:
+def smooth_sequence(evidences: List[Dict[int, float]], theta: float, p_switch: float = 0.05,
+                    miss: Optional[float] = None) -> List[int]:
     """The states :class:`HandHMM` decides for a whole sequence of per-frame evidences (tests, calibration)."""
     hmm = HandHMM(theta, p_switch, miss)
     return [hmm.step(e) for e in evidences]
