@@ -92,7 +92,7 @@ def symmetric_info_nce(S: torch.Tensor, valid: torch.Tensor = None, weights: tor
     if k < 2:
         return _zero(S)
     target = torch.arange(k, device=S.device)
-    if weights is not None:
+    if weights is not None and not bool((weights == 1).all()):  # all ones: the plain mean, bit for bit
         w = weights.to(S.dtype)
         ce = F.cross_entropy(S, target, reduction="none") + F.cross_entropy(S.t(), target, reduction="none")
         return 0.5 * (w * ce).sum() / w.sum().clamp_min(1e-6)
