@@ -48,3 +48,26 @@ def test_calibration_switch_is_validated():
     assert build_cfg("").MODEL.WISH.CALIBRATION == "val_labels"
     with pytest.raises(ConfigError, match="CALIBRATION"):
         build_cfg("", ["MODEL.WISH.CALIBRATION", "gt"])
+
+
+def test_pipeline_calibrates_without_reading_any_annotation_for_its_thresholds(tmp_path, monkeypatch):
+    """A tiny WISH run with CALIBRATION label_free and no validation split: both thresholds come from Otsu on the
+    scores (the ground-truth grid search would raise), and they are the ones the run stores."""
+    import json
+
+    from wish_fixtures import register_tiny_dataset, tiny_cfg
+
+    from wish_d2.engine import label_free, pipeline
+
+    register_tiny_dataset(str(tmp_path / "data"), name="wish_tiny_lf", n=8)
+    cfg = tiny_cfg(tmp_path / "out", train="wish_tiny_lf", iters=4)
+    cfg.merge_from_list(["MODEL.WISH.CALIBRATION", "label_free", "DATASETS.VAL", "()", "MODEL.DEVICE", "cpu"])
+    monkeypatch.setattr(pipeline, "grid_search", lambda *a, **k: (_ for _ in ()).throw(AssertionError("labels")))
+    seen = []
+    real = label_free.otsu_threshold
+    monkeypatch.setattr(label_free, "otsu_threshold", lambda x, **k: seen.append(real(x, **k)) or seen[-1])
+    cfg.freeze()
+    pipeline.run_pipeline(cfg)
+    assert len(seen) == 2  # pseudo-label threshold, then contact threshold
+    stored = json.load(open(tmp_path / "out" / "pseudo_labels.json"))["threshold"]
+    assert stored == pytest.approx(seen[0])
