@@ -21,7 +21,7 @@ from wish_d2.modeling.proposal_generators import (
     postprocess_proposals,
 )
 from wish_d2.modeling.segmenters import SAMSegmenter, build_sam
-from wish_d2.utils.masks import encode_rle
+from wish_d2.utils.masks import decode_rles, encode_rle
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -29,7 +29,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _check_instances(inst, h, w, max_n=None):
     assert isinstance(inst, Instances) and inst.image_size == (h, w)
     n = len(inst)
-    assert inst.proposal_masks.dtype == torch.bool and inst.proposal_masks.shape == (n, h, w)
+    assert len(inst.proposal_rles) == n and all(r["size"] == [h, w] for r in inst.proposal_rles)
+    if inst.has("proposal_masks"):  # online generators also keep their dense masks, equal to the RLEs
+        assert inst.proposal_masks.dtype == torch.bool and inst.proposal_masks.shape == (n, h, w)
+        assert torch.equal(decode_rles(inst.proposal_rles, h, w), inst.proposal_masks)
     assert inst.proposal_boxes.tensor.shape == (n, 4)
     assert inst.objectness_logits.shape == (n,) and torch.isfinite(inst.objectness_logits).all()
     assert torch.all(inst.objectness_logits[:-1] >= inst.objectness_logits[1:])
@@ -90,7 +93,9 @@ def test_precomputed_proposals(proposals_file):
     assert _check_instances(empty, 20, 30) == 0
     assert _check_instances(missing, 20, 30) == 0
     assert _check_instances(big, 20, 30) == 1  # resized (nearest) to the dict's image size
-    assert torch.equal(big.proposal_masks[0], torch.from_numpy(_rect(20, 30, 5, 10, 5, 15)))
+    assert not big.has("proposal_masks") and not a.has("proposal_masks")  # precomputed: RLEs only
+    assert torch.equal(decode_rles(big.proposal_rles, 20, 30)[0], torch.from_numpy(_rect(20, 30, 5, 10, 5, 15)))
+    assert a.proposal_rles == [encode_rle(_rect(20, 30, 0, 20, 0, 30)), encode_rle(_rect(20, 30, 5, 10, 5, 15))]
     # no "image" (feature-cache mapper): size from height/width
     (no_img,) = gen([{"image_id": "a", "height": 20, "width": 30}])
     assert _check_instances(no_img, 20, 30) == 2
@@ -106,7 +111,7 @@ def test_precomputed_file_resolution(proposals_file, tmp_path):
     assert isinstance(gen, PrecomputedMaskProposals) and gen.max_per_image == 1
     (x,) = gen([_dict("a", dataset_name="_test_props_meta")])  # metadata proposals_file
     (y,) = gen([_dict("a", proposals_file=proposals_file)])  # per-dict file from the mapper
-    assert len(x) == len(y) == 1 and torch.equal(x.proposal_masks, y.proposal_masks)
+    assert len(x) == len(y) == 1 and x.proposal_rles == y.proposal_rles
     with pytest.raises(ValueError, match="proposals file"):
         gen([_dict("a")])
     with pytest.raises(FileNotFoundError):

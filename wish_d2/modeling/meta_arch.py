@@ -26,6 +26,7 @@ from ..utils.masks import decode_rles, encode_rle
 from .geometry import (MIN_WORKING_SIDE, contact_region_masks, hand_overlap_fraction, pair_geometry,
                        to_working_res, working_size)
 from .hands import build_hand_source
+from .proposal_generators import proposal_masks_at, proposal_rles_of
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ class WISH(nn.Module):
         """
         Args:
             clip: a frozen :class:`MaskPooledCLIP`.
-            proposal_generator: callable ``list[dict] -> list[Instances]`` with ``proposal_masks``.
+            proposal_generator: callable ``list[dict] -> list[Instances]`` with ``proposal_rles`` and / or
+                ``proposal_masks`` (see :mod:`.proposal_generators`).
             hand_source: callable ``list[dict] -> list[(hand_masks [2,H,W], hand_present [2])]``.
             roi_heads: :class:`WISHROIHeads`.
             prompt / zero_shot_prompt: text templates, formatted with ``noun`` and ``side``.
@@ -97,7 +99,8 @@ class WISH(nn.Module):
     def extract(self, batched_inputs: List[Dict]) -> List[Dict]:
         """Frozen features of each image (a cache record, see :mod:`wish_d2.cache.store`).
 
-        Only the stored RLEs are encoded at the frame's full resolution. Hand filtering, contact zones, patch
+        Precomputed proposals stay RLE (stored as read, area-averaged from their runs); only the hand RLEs are
+        encoded at the frame's full resolution. Hand filtering, contact zones, patch
         coverage and geometry all work on masks area-averaged once to ``working_side`` (the larger of the ViT input
         and ``geometry.MIN_WORKING_SIDE``), so their cost does not grow with the frame size; frames no larger than
         that are used as they are. Ground-truth pair labels come from RLE IoUs.
@@ -108,7 +111,7 @@ class WISH(nn.Module):
         for x, props, (hand_masks, hand_present) in zip(batched_inputs, proposals, hands):
             # everything but the stored RLEs works at the working resolution (a no-op for small frames)
             size = working_size(*hand_masks.shape[-2:], self.working_side)
-            m_w = to_working_res(props.proposal_masks, size).to(self.device)
+            m_w = proposal_masks_at(props, size).to(self.device)
             h_w = to_working_res(hand_masks, size).to(self.device)
             keep = torch.arange(len(m_w))  # indices, so the full-resolution masks are never copied
             if len(m_w) and hand_present.any():
@@ -127,7 +130,7 @@ class WISH(nn.Module):
                                                                                 pooled):
             n = len(keep)
             height, width = (int(s) for s in hand_masks.shape[-2:])
-            proposal_rles = [encode_rle(props.proposal_masks[i].to(torch.bool)) for i in keep.tolist()]
+            proposal_rles = proposal_rles_of(props, keep.tolist())
             v_hands = emb[n:n + 2].cpu() * hand_present[:, None]
             v_contact = emb[n + 2:].cpu().reshape(n, 2, emb.shape[-1]) * hand_present[None, :, None]
             records.append({

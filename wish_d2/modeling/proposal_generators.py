@@ -18,14 +18,21 @@ Dicts without ``"image"`` (e.g. the feature-cache mapper) are fine for precomput
 
 Each output ``Instances`` has ``image_size = (H, W)`` of the dict's image and fields
 
-* ``proposal_boxes``: :class:`Boxes` ``[N, 4]`` XYXY, the tight box of each mask (``BitMasks.get_bounding_boxes``);
+* ``proposal_boxes``: :class:`Boxes` ``[N, 4]`` XYXY, the tight box of each mask (pycocotools ``toBbox``, the same
+  box as ``BitMasks.get_bounding_boxes``);
 * ``objectness_logits``: ``[N]`` ``logit(score)``, the score clamped to ``[1e-6, 1 - 1e-6]`` first;
-* ``proposal_masks``: bool ``[N, H, W]``.
+* ``proposal_rles``: list of ``N`` COCO RLEs (``counts`` str) at ``(H, W)``, exact;
+* ``proposal_masks``: bool ``[N, H, W]``, only from the online generators, whose segmenters produce dense masks
+  anyway. Precomputed proposals stay RLE: a 1080p frame with 100 proposals would otherwise hold 200 MB of masks.
 
-Post-processing shared by all generators (:func:`postprocess_proposals`): drop masks with fewer than ``min_area``
-pixels, then keep the ``max_per_image`` best by score, sorted by decreasing score. Proposals that are mostly hand are
-*not* removed here: hands come from a separate source and the meta-architecture removes them
-(``MODEL.WISH.PROPOSALS.MAX_HAND_FRACTION``).
+Use :func:`proposal_masks_at` for the masks at a working resolution (from either field) and
+:func:`proposal_rles_of` for the RLEs of some proposals.
+
+Post-processing shared by all generators (:func:`postprocess_rle_proposals`, :func:`postprocess_proposals`): drop
+masks with fewer than ``min_area`` pixels, then keep the ``max_per_image`` best by score, sorted by decreasing score
+(ties keep the input order). Areas and boxes come from the RLEs, so precomputed proposals are never decoded at full
+resolution. Proposals that are mostly hand are *not* removed here: hands come from a separate source and the
+meta-architecture removes them (``MODEL.WISH.PROPOSALS.MAX_HAND_FRACTION``).
 """
 import logging
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -38,16 +45,21 @@ from torch import nn
 from detectron2.config import configurable
 from detectron2.data import MetadataCatalog
 from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY
-from detectron2.structures import BitMasks, Boxes, Instances
+from detectron2.structures import Boxes, Instances
 
 from ..data.proposals_io import ProposalStore
-from ..utils.masks import decode_rles
+from ..utils.masks import (check_rle, decode_rles, encode_rle, rle_area_fractions, rle_areas, rle_boxes_xyxy,
+                           rle_to_str)
+from .geometry import to_working_res
 from .segmenters import build_segmenter
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "postprocess_proposals",
+    "postprocess_rle_proposals",
+    "proposal_masks_at",
+    "proposal_rles_of",
     "image_to_rgb_numpy",
     "PrecomputedMaskProposals",
     "SAMProposals",
@@ -59,10 +71,48 @@ __all__ = [
 _EPS = 1e-6
 
 
+def _ranked(areas: torch.Tensor, scores: torch.Tensor, min_area: int, max_per_image: int) -> torch.Tensor:
+    """Indices of the proposals kept: area >= ``min_area``, by decreasing score (stable), the first
+    ``max_per_image`` (``<= 0`` keeps all)."""
+    idx = torch.nonzero(areas >= min_area).flatten()
+    order = idx[torch.argsort(scores[idx], descending=True, stable=True)]
+    return order[:max_per_image] if max_per_image > 0 else order
+
+
+def _instances(h: int, w: int, rles: List[Dict], scores: torch.Tensor) -> Instances:
+    inst = Instances((int(h), int(w)))
+    inst.proposal_boxes = Boxes(torch.from_numpy(rle_boxes_xyxy(rles)).to(scores.device))  # XYXY, 0 masks ok
+    inst.objectness_logits = torch.logit(scores.clamp(_EPS, 1 - _EPS))
+    inst.proposal_rles = rles
+    return inst
+
+
+def _scores(scores, n: int, device=None) -> torch.Tensor:
+    scores = torch.as_tensor(scores, dtype=torch.float32).reshape(-1).to(device)
+    if len(scores) != n:
+        raise ValueError(f"{n} masks but {len(scores)} scores")
+    return scores
+
+
+def postprocess_rle_proposals(rles: Sequence[Dict], scores, height: int, width: int, min_area: int = 0,
+                              max_per_image: int = -1) -> Instances:
+    """RLEs (validated, of size ``(height, width)``) + scores ``[N]`` -> proposal ``Instances`` without a
+    ``proposal_masks`` field: areas (pycocotools ``area``), ranking and boxes (``toBbox``) all work on the RLEs."""
+    scores = _scores(scores, len(rles))
+    order = _ranked(torch.from_numpy(rle_areas(rles)), scores, min_area, max_per_image).tolist()
+    return _instances(height, width, [rle_to_str(_str_counts(rles[i])) for i in order], scores[order])
+
+
+def _str_counts(rle: Dict) -> Dict:
+    """The RLE with str counts (an uncompressed list is compressed by ``check_rle``)."""
+    return check_rle(rle) if isinstance(rle["counts"], list) else rle
+
+
 def postprocess_proposals(
     masks: torch.Tensor, scores: torch.Tensor, min_area: int = 0, max_per_image: int = -1
 ) -> Instances:
-    """Masks ``[N, H, W]`` + scores ``[N]`` -> proposal ``Instances`` of size ``(H, W)``.
+    """Dense masks ``[N, H, W]`` + scores ``[N]`` -> proposal ``Instances`` of size ``(H, W)`` with both
+    ``proposal_rles`` (only the kept masks are encoded) and ``proposal_masks``.
 
     Drops masks with area < ``min_area``, keeps the ``max_per_image`` highest scores (``<= 0`` keeps all), sorted
     by decreasing score. Zero masks give an empty ``Instances`` with correctly shaped fields.
@@ -70,23 +120,37 @@ def postprocess_proposals(
     if masks.ndim != 3:
         raise ValueError(f"masks must be [N, H, W], got {tuple(masks.shape)}")
     masks = masks.bool()
-    scores = scores.float().reshape(-1).to(masks.device)
-    if len(scores) != len(masks):
-        raise ValueError(f"{len(masks)} masks but {len(scores)} scores")
+    scores = _scores(scores, len(masks), masks.device)
     h, w = masks.shape[-2:]
     # per-mask full reductions: a batched sum over dim 1 widens every pixel to int64 first (2 GB at 1080p x 128)
     areas = torch.tensor([int(m.count_nonzero()) for m in masks], dtype=torch.long, device=masks.device)
-    keep = areas >= min_area
-    masks, scores = masks[keep], scores[keep]
-    order = torch.argsort(scores, descending=True, stable=True)
-    if max_per_image > 0:
-        order = order[:max_per_image]
-    masks, scores = masks[order], scores[order]
-    inst = Instances((int(h), int(w)))
-    inst.proposal_boxes = Boxes(BitMasks(masks).get_bounding_boxes().tensor.to(masks.device))  # XYXY, 0 masks ok
-    inst.objectness_logits = torch.logit(scores.clamp(_EPS, 1 - _EPS))
+    order = _ranked(areas, scores, min_area, max_per_image)
+    masks = masks[order]
+    inst = _instances(h, w, [encode_rle(m) for m in masks], scores[order])
     inst.proposal_masks = masks
     return inst
+
+
+def proposal_masks_at(props: Instances, size: Tuple[int, int]) -> torch.Tensor:
+    """float ``[N, h, w]``: the area fraction of each working pixel each proposal covers
+    (:func:`~wish_d2.modeling.geometry.to_working_res`). Dense masks are averaged as they are; RLEs are averaged
+    from their runs, so a precomputed proposal is never decoded at full resolution."""
+    if props.has("proposal_masks"):
+        return to_working_res(props.proposal_masks, size)
+    H, W = props.image_size
+    size = (int(size[0]), int(size[1]))
+    f = 1 if size == (H, W) else -(-H // size[0])  # the block factor to_working_res uses
+    if f == 1 and size != (H, W) or (-(-H // f), -(-W // f)) != size:  # not a block grid: resample densely
+        return to_working_res(decode_rles(props.proposal_rles, H, W), size)
+    return rle_area_fractions(props.proposal_rles, H, W, f)
+
+
+def proposal_rles_of(props: Instances, indices: Sequence[int]) -> List[Dict]:
+    """The RLEs (str counts, full resolution) of the proposals at ``indices``; encoded from ``proposal_masks`` for a
+    generator that gives only dense masks."""
+    if props.has("proposal_rles"):
+        return [props.proposal_rles[i] for i in indices]
+    return [encode_rle(props.proposal_masks[i].to(torch.bool)) for i in indices]
 
 
 def image_to_rgb_numpy(image: torch.Tensor, input_format: str = "RGB") -> np.ndarray:
@@ -125,6 +189,9 @@ class _MaskProposalGenerator(nn.Module):
 
     def _postprocess(self, masks: torch.Tensor, scores: torch.Tensor) -> Instances:
         return postprocess_proposals(masks, scores, self.min_area, self.max_per_image)
+
+    def _postprocess_rles(self, rles: List[Dict], scores, height: int, width: int) -> Instances:
+        return postprocess_rle_proposals(rles, scores, height, width, self.min_area, self.max_per_image)
 
     def forward(self, batched_inputs: List[Dict]) -> List[Instances]:
         return [self.propose_one(x) for x in batched_inputs]
@@ -185,11 +252,12 @@ class PrecomputedMaskProposals(_MaskProposalGenerator):
         rh, rw = int(rec.get("height", h)), int(rec.get("width", w))
         if rec["masks"]:
             rh, rw = (int(s) for s in rec["masks"][0]["size"])
-        masks = decode_rles(rec["masks"], rh, rw)
-        if (rh, rw) != (h, w):
-            masks = F.interpolate(masks[None].float(), size=(h, w), mode="nearest")[0] > 0.5
-        scores = torch.tensor(rec["scores"], dtype=torch.float32)
-        return self._postprocess(masks, scores)
+        if (rh, rw) == (h, w):  # the usual case: ranked and measured as RLEs, never decoded here
+            return self._postprocess_rles(rec["masks"], rec["scores"], h, w)
+        masks = F.interpolate(decode_rles(rec["masks"], rh, rw)[None].float(), size=(h, w), mode="nearest")[0] > 0.5
+        inst = self._postprocess(masks, torch.tensor(rec["scores"], dtype=torch.float32))
+        inst.remove("proposal_masks")  # one contract for precomputed proposals: RLEs only
+        return inst
 
 
 class _SegmenterProposals(_MaskProposalGenerator):

@@ -215,3 +215,106 @@ def check_rle(rle, height: Optional[int] = None, width: Optional[int] = None) ->
     if isinstance(counts, list):
         return rle_to_str(mask_util.frPyObjects({"size": [h, w], "counts": [int(c) for c in counts]}, h, w))
     return {"size": [h, w], "counts": counts}
+
+
+# ---- RLE-only measurements: area, box and area-averaged downsampling without a full-resolution decode ----------
+
+
+def rle_areas(rles: Sequence[Dict]) -> np.ndarray:
+    """int64 ``[N]`` pixel counts of same-size RLEs (pycocotools ``area``, no decode)."""
+    if not rles:
+        return np.zeros(0, np.int64)
+    return np.asarray(mask_util.area([_bytes_rle(r) for r in rles]), dtype=np.int64).reshape(-1)
+
+
+def rle_boxes_xyxy(rles: Sequence[Dict]) -> np.ndarray:
+    """float32 ``[N, 4]`` tight XYXY boxes in pixel edges (pycocotools ``toBbox``, no decode); an empty mask gets
+    ``[0, 0, 0, 0]``, as Detectron2's ``BitMasks.get_bounding_boxes`` gives it."""
+    if not rles:
+        return np.zeros((0, 4), np.float32)
+    b = np.asarray(mask_util.toBbox([_bytes_rle(r) for r in rles]), dtype=np.float64).reshape(-1, 4)
+    return np.concatenate([b[:, :2], b[:, :2] + b[:, 2:]], axis=1).astype(np.float32)
+
+
+def rle_run_lengths(rle: Dict) -> np.ndarray:
+    """int64 run lengths of an RLE (column-major, starting with a run of zeros), str / bytes / list counts."""
+    counts = rle["counts"]
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    if isinstance(counts, str):
+        return _compressed_counts(counts)
+    return np.asarray(counts, dtype=np.int64).reshape(-1)
+
+
+def rle_block_sums(rles: Sequence[Dict], height: int, width: int, factor: int) -> np.ndarray:
+    """int64 ``[N, ceil(H/f), ceil(W/f)]``: the number of mask pixels in each ``f x f`` block (a shorter last row /
+    column of blocks), computed from the runs alone, so the cost grows with the number of runs and of blocks,
+    never with ``H * W``."""
+    return np.rint(_block_sums(rles, height, width, factor)).astype(np.int64)
+
+
+def _block_sums(rles: Sequence[Dict], height: int, width: int, factor: int) -> np.ndarray:
+    """float64 (exact integers) block sums of :func:`rle_block_sums`.
+
+    The pixels before a flat (column-major) position ``p = x * H + y`` are the ``x`` whole columns before it plus
+    ``y`` pixels of column ``x``; a run of ones adds the count up to its end and subtracts the count up to its
+    start. Each count is a step along the blocks (the full block size before the block of ``x`` or ``y``, the
+    remainder in it, nothing after), written as two differences and turned back by one suffix sum, so all runs of
+    all masks take one ``bincount`` per axis."""
+    H, W, f = int(height), int(width), int(factor)
+    if f < 1:
+        raise ValueError(f"block factor must be >= 1, got {f}")
+    h, w, N = -(-H // f), -(-W // f), len(rles)
+    if N == 0:
+        return np.zeros((0, h, w))
+    pos, sign, owner = [], [], []
+    for n, r in enumerate(rles):
+        size = [int(v) for v in r["size"]]
+        if size != [H, W]:
+            raise ValueError(f"RLE {n} has size {size}, expected {[H, W]}")
+        ends = np.cumsum(rle_run_lengths(r))
+        stops = ends[1::2]  # the k-th run of ones spans [ends[2k], ends[2k + 1])
+        pos += [stops, ends[0::2][:len(stops)]]
+        sign += [np.ones(len(stops)), -np.ones(len(stops))]
+        owner.append(np.full(2 * len(stops), n, np.int64))
+    p, s, owner = np.concatenate(pos), np.concatenate(sign), np.concatenate(owner)
+    x, y = p // H, p % H
+    rows = np.full(h, float(f))
+    rows[-1] = H - f * (h - 1)
+    # whole columns before x, per column block (x == W lands in the spare last slot)
+    cols = _suffix_steps(owner * (w + 1), x, s, f, N * (w + 1)).reshape(N, w + 1)
+    cols = np.cumsum(cols[:, ::-1], axis=1)[:, ::-1][:, :w]
+    # pixels above y in column x, per row block (y == 0 adds nothing)
+    inside = y > 0
+    xi = x[inside]
+    base = owner[inside] * ((h + 1) * w) + xi // f
+    above = _suffix_steps(base, y[inside], s[inside], f, N * (h + 1) * w, stride=w).reshape(N, h + 1, w)
+    above = np.cumsum(above[:, ::-1], axis=1)[:, ::-1][:, :h]
+    return rows[None, :, None] * cols[:, None, :] + above
+
+
+def _suffix_steps(base: np.ndarray, v: np.ndarray, s: np.ndarray, f: int, length: int, stride: int = 1
+                  ) -> np.ndarray:
+    """Differences of the steps ``s * (f before block v // f, v % f in it)``: ``s * (v % f)`` at block ``v // f``
+    and ``s * (f - v % f)`` at the block before (slots ``stride`` apart from ``base``); a suffix sum restores them."""
+    q, rem = v // f, v % f
+    before = q > 0
+    idx = np.concatenate([base + q * stride, (base + (q - 1) * stride)[before]])
+    return np.bincount(idx, weights=np.concatenate([s * rem, (s * (f - rem))[before]]), minlength=length)
+
+
+def rle_area_fractions(rles: Sequence[Dict], height: int, width: int, factor: int) -> torch.Tensor:
+    """float32 ``[N, ceil(H/f), ceil(W/f)]``: the covered fraction of each ``f x f`` block of each RLE, bit-identical
+    to decoding the masks and averaging the blocks (``wish_d2.modeling.geometry.to_working_res`` at a working size);
+    ``factor == 1`` is the plain decode, as float."""
+    H, W, f = int(height), int(width), int(factor)
+    if f == 1:
+        if not rles:
+            return torch.zeros((0, H, W))
+        return torch.from_numpy(mask_util.decode([_bytes_rle(r) for r in rles])).permute(2, 0, 1).float()
+    sums = torch.from_numpy(_block_sums(rles, H, W, f))  # exact integers: float32 keeps them exactly
+    h, w = sums.shape[-2:]
+    rows = torch.full((h,), float(f))
+    cols = torch.full((w,), float(f))
+    rows[-1], cols[-1] = H - f * (h - 1), W - f * (w - 1)
+    return sums.float() / (rows[:, None] * cols[None, :])
