@@ -77,13 +77,15 @@ def _without_proj(visual: torch.nn.Module):
 
 
 @torch.no_grad()
-def _fixed_image_features(model: torch.nn.Module, s: WebPretrainSettings, chunk: int = 64) -> torch.Tensor:
-    out = []
+def _fixed_image_features(model: torch.nn.Module, s: WebPretrainSettings, chunk: int = 64):
+    """``(pre-projection features [num_pairs, width], captions)`` of the finite web split."""
+    out, captions = [], []
     with _without_proj(model.visual):
         for first in range(0, s.num_pairs, chunk):
             pairs = list(web_pairs(s.seed, first, min(chunk, s.num_pairs - first), s.image_size, s.image_size))
             out.append(model.visual(normalise_images(model, np.stack([p["image"] for p in pairs]))))
-    return torch.cat(out)
+            captions += [p["caption"] for p in pairs]
+    return torch.cat(out), captions
 
 
 def _lr_at(s: WebPretrainSettings, step: int) -> float:
@@ -120,9 +122,10 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98), eps=1e-6)
     losses, t_data, t_step = [], 0.0, 0.0
     t0 = time.perf_counter()
-    fixed = _fixed_image_features(model, s) if _image_features_fixed(s) else None
-    captions = [web_pair(s.seed, i, s.image_size, s.image_size)["caption"] for i in range(s.num_pairs)] \
-        if fixed is not None else None
+    fixed, tokens = None, None
+    if _image_features_fixed(s):
+        fixed, captions = _fixed_image_features(model, s)
+        tokens = tokenizer(captions)  # tokenised once, like the features
     t_data += time.perf_counter() - t0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
@@ -132,7 +135,7 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
             idx = [(first + k) % s.num_pairs for k in range(s.batch_size)] if s.num_pairs > 0 else \
                 list(range(first, first + s.batch_size))
             if fixed is not None:
-                texts = tokenizer([captions[i] for i in idx])
+                texts = tokens[idx]
             else:
                 pairs = [web_pair(s.seed, i, s.image_size, s.image_size) for i in idx]
                 images = normalise_images(model, np.stack([p["image"] for p in pairs]))
