@@ -37,6 +37,9 @@ __all__ = ["register_synthetic", "register_synthetic_from_cfg", "SYNTHETIC_DEFAU
 # Read from cfg.DATASETS.SYNTHETIC (wish_d2/config.py), never written down here.
 SYNTHETIC_DEFAULTS = benchmark_defaults()
 
+#: Folder under the synthetic ``root`` that holds the splits' parsed dataset dicts (``cache_dicts``).
+DICTS_CACHE = "wish_synth_dicts_cache"
+
 
 def synthetic_names(prefix: str = "wish_synth") -> Dict[str, str]:
     return {split: f"{prefix}_{split}" for split in ("train", "val", "test")}
@@ -51,12 +54,19 @@ def register_synthetic(
     root: Optional[str] = None,
     prefix: str = "wish_synth",
     profile: Union[str, SyntheticProfile] = "default",
+    cache_dicts: bool = True,
 ) -> Dict[str, str]:
     """(Re-)register the synthetic splits ``{prefix}_{train,val,test}``; returns ``{split: dataset name}``.
 
     Arguments left ``None`` take ``cfg.DATASETS.SYNTHETIC``'s defaults (``image_size``: the profile's own for a
     non-default profile). ``root`` defaults to ``$DETECTRON2_DATASETS`` (or ``datasets``), read now. Existing
-    registrations of these names are replaced. Files are generated lazily, on the first ``DatasetCatalog.get``."""
+    registrations of these names are replaced. Files are generated lazily, on the first ``DatasetCatalog.get``.
+
+    With ``cache_dicts`` (default) the VISOR loader keeps the parsed dicts in a keyed file in ``root``'s
+    ``wish_synth_dicts_cache/`` folder (:mod:`wish_d2.data.dict_cache`): a realistic-profile split is parsed once,
+    not in every process, and the dicts read back are identical to a fresh parse. The key covers every annotation
+    file's path, size and modification time, so a regenerated split gets a new entry. The cache lives beside the
+    splits, not in them: a split's folder holds exactly the generated files."""
     d = SYNTHETIC_DEFAULTS
     profile = get_profile(profile)
     seed = d["seed"] if seed is None else int(seed)
@@ -88,6 +98,7 @@ def register_synthetic(
                                profile=profile.name),
             ),
             prepare=functools.partial(ensure_split, root, int(seed), split, int(num), image_size, profile=profile),
+            cache_dir=os.path.join(root, DICTS_CACHE) if cache_dicts else None,
         )
     return names
 
