@@ -212,7 +212,8 @@ class PrecomputedMaskProposals(_MaskProposalGenerator):
     3. ``MetadataCatalog.get(dict["dataset_name"]).proposals_file``.
 
     One :class:`ProposalStore` (byte offsets only) is cached per file. An image without a record, or with zero
-    masks, gets an empty ``Instances`` (the store logs a warning for a missing record). When a record's
+    masks, gets an empty ``Instances`` (the store logs a warning for a missing record). A record at the dict's image
+    size is never decoded: its RLEs are ranked, boxed and passed on as they are. When a record's
     ``height``/``width`` differ from the dict's image size (e.g. proposals extracted at full resolution, frames
     loaded downscaled), masks are resized with nearest-neighbour interpolation: a mask is a label map, and
     nearest keeps it binary without a threshold to pick. ``min_area`` applies at the output resolution.
@@ -356,6 +357,7 @@ def build_online_proposal_generator(cfg) -> nn.Module:
     if name not in ONLINE_GENERATORS.values():
         seg = cfg.MODEL.WISH.SEGMENTER.NAME
         if seg not in ONLINE_GENERATORS:
-            raise ValueError(f"MODEL.WISH.SEGMENTER.NAME={seg!r} has no online generator; one of {list(ONLINE_GENERATORS)}")
+            raise ValueError(f"MODEL.WISH.SEGMENTER.NAME={seg!r} has no online generator; "
+                             f"one of {list(ONLINE_GENERATORS)}")
         name = ONLINE_GENERATORS[seg]
     return PROPOSAL_GENERATOR_REGISTRY.get(name)(cfg)
