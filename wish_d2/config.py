@@ -32,7 +32,7 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP.WEB_PRETRAIN.STEPS = 400  # optimizer steps of BATCH_SIZE web pairs
     W.CLIP.WEB_PRETRAIN.BATCH_SIZE = 64  # image-caption pairs per ClipLoss batch
     W.CLIP.WEB_PRETRAIN.LR = 2e-3  # AdamW peak learning rate (warm-up, then cosine decay)
-    W.CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS = 1  # 1: only proj trains (input cached per pair); -1: all
+    W.CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS = 2  # 2: last block + ln_post + proj train (input cached); -1: all
     W.CLIP.WEB_PRETRAIN.IMAGE_SIZE = 160  # side of the web images (the model's input size)
     W.CLIP.WEB_PRETRAIN.NUM_PAIRS = 1000  # size of the web split, cycled over; 0 = every step draws new pairs
 

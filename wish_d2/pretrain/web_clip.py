@@ -39,7 +39,7 @@ class WebPretrainSettings:
     lr: float = 2e-3
     weight_decay: float = 0.1
     warmup: int = 20
-    unlocked_image_groups: int = 1
+    unlocked_image_groups: int = 2
     num_pairs: int = 1000  # size of the web split cycled over; 0: every step draws new pairs
     train_token_embedding: bool = False  # the 49k-row vocabulary table; the captions use about a hundred rows
     image_size: int = 160
@@ -59,9 +59,10 @@ def normalise_images(model: torch.nn.Module, images: np.ndarray) -> torch.Tensor
 
 
 def _image_features_fixed(s: WebPretrainSettings) -> bool:
-    """Only ``proj`` trains and the pairs are a finite set: the tower's output before ``proj`` never changes, so it
-    is computed once per pair instead of once per step (the same numbers, at a fraction of the cost)."""
-    return s.unlocked_image_groups == 1 and s.num_pairs > 0
+    """Only ``proj`` (k = 1), or the last block, ``ln_post`` and ``proj`` (k = 2) train, over a finite set of pairs:
+    what enters the trained part never changes, so it is computed once per pair instead of once per step (the same
+    numbers, at a fraction of the cost)."""
+    return s.unlocked_image_groups in (1, 2) and s.num_pairs > 0
 
 
 @contextlib.contextmanager
@@ -77,15 +78,32 @@ def _without_proj(visual: torch.nn.Module):
 
 
 @torch.no_grad()
-def _fixed_image_features(model: torch.nn.Module, s: WebPretrainSettings, chunk: int = 64):
-    """``(pre-projection features [num_pairs, width], captions)`` of the finite web split."""
+def _fixed_image_features(model: torch.nn.Module, pooler, s: WebPretrainSettings, chunk: int = 64):
+    """``(fixed input of the trained part for every pair, captions)`` of the finite web split: pre-projection
+    features ``[num_pairs, width]`` (k = 1) or the tokens entering the last block ``[num_pairs, 1 + g*g, width]``
+    (k = 2)."""
     out, captions = [], []
-    with _without_proj(model.visual):
-        for first in range(0, s.num_pairs, chunk):
-            pairs = list(web_pairs(s.seed, first, min(chunk, s.num_pairs - first), s.image_size, s.image_size))
-            out.append(model.visual(normalise_images(model, np.stack([p["image"] for p in pairs]))))
-            captions += [p["caption"] for p in pairs]
+    for first in range(0, s.num_pairs, chunk):
+        pairs = list(web_pairs(s.seed, first, min(chunk, s.num_pairs - first), s.image_size, s.image_size))
+        images = normalise_images(model, np.stack([p["image"] for p in pairs]))
+        if s.unlocked_image_groups == 1:
+            with _without_proj(model.visual):
+                out.append(model.visual(images))
+        else:
+            out.append(pooler._tokens_before_last_block(images))
+        captions += [p["caption"] for p in pairs]
     return torch.cat(out), captions
+
+
+def _image_embeddings(model: torch.nn.Module, pooler, fixed: torch.Tensor, s: WebPretrainSettings) -> torch.Tensor:
+    """Normalised image embeddings from the fixed inputs. For k = 2 the CLS token goes through the last block as a
+    mask query with an all-zero bias (the whole image), which reproduces ``encode_image`` exactly, and trains the
+    very path that mask pooling uses; only the CLS row of the block is computed."""
+    if s.unlocked_image_groups == 1:
+        return F.normalize(fixed @ model.visual.proj, dim=-1)
+    bias = torch.zeros((fixed.shape[0], 1, fixed.shape[1]), dtype=fixed.dtype)
+    cls = pooler._last_block_queries(fixed, fixed[:, :1], bias)[:, 0]
+    return F.normalize(pooler._project(cls), dim=-1)
 
 
 def _lr_at(s: WebPretrainSettings, step: int) -> float:
@@ -102,11 +120,13 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
     pair seen once), or cycling over pairs ``0 .. num_pairs - 1``. Returns ``(model in eval mode, loss per step,
     timings)``. The global RNG is left alone."""
     from ..modeling.clip_encoder import build_open_clip
+    from ..modeling.clip_pooling import MaskPooledCLIP
 
     s = settings
     if s.steps < 1 or s.batch_size < 2:
         raise ValueError(f"web pretraining needs steps >= 1 and batch_size >= 2, got {s.steps} and {s.batch_size}")
     model = build_open_clip(s.model_name, "", init_seed=s.seed)
+    pooler = MaskPooledCLIP(model, model_name=s.model_name)  # checks the ViT structure; freezes, so unfreeze after
     model.requires_grad_(True)
     if s.unlocked_image_groups >= 0:
         model.lock_image_tower(unlocked_groups=s.unlocked_image_groups)
@@ -124,7 +144,7 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
     t0 = time.perf_counter()
     fixed, tokens = None, None
     if _image_features_fixed(s):
-        fixed, captions = _fixed_image_features(model, s)
+        fixed, captions = _fixed_image_features(model, pooler, s)
         tokens = tokenizer(captions)  # tokenised once, like the features
     t_data += time.perf_counter() - t0
     with torch.random.fork_rng(devices=[]):
@@ -144,7 +164,7 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
             for g in opt.param_groups:
                 g["lr"] = _lr_at(s, step)
             if fixed is not None:  # what CLIP.forward computes, with the locked tower's output looked up
-                image_features = F.normalize(fixed[idx] @ model.visual.proj, dim=-1)
+                image_features = _image_embeddings(model, pooler, fixed[idx], s)
                 text_features = model.encode_text(texts, normalize=True)
                 loss = loss_fn(image_features, text_features, model.logit_scale.exp())
             else:
