@@ -5,7 +5,7 @@ computed carefully but cheaply: nothing here ever works at the frame's full reso
 the working resolution. :func:`to_working_res` area-averages masks once to a working size (long side
 ``working_side``, a no-op for smaller frames); every function below takes masks at any resolution, as booleans or as
 area fractions in [0, 1], and all its features are fractions of areas or offsets divided by the image diagonal, so
-they do not depend on the resolution they are computed at. Dilations are one separable ``max_pool2d`` and every
+they do not depend on the resolution they are computed at. Dilations are separable (window max or count) and every
 feature is a matrix product or a reduction over all masks at once. Absent hands and empty proposals give all-zero
 features (never NaN).
 """
@@ -245,12 +245,21 @@ def hand_overlap_fraction(masks: torch.Tensor, hand_masks: torch.Tensor) -> torc
 
 
 def _dilate(x: torch.Tensor, r: int) -> torch.Tensor:
-    """Square dilation of ``[K, h, w]`` (nonzero = inside) by radius ``r`` -> bool, as two 1-D max-pool passes."""
+    """Square dilation of ``[K, h, w]`` (nonzero = inside) by radius ``r`` -> bool, as two 1-D passes that count the
+    inside pixels of each window by cumulative sums: the same result as a max-pool, at a cost that does not grow
+    with ``r`` (a max-pool's does, and it dominated the contact zones of a frame with 100+ proposals)."""
     x = (x > 0).float()
     if r == 0 or x.shape[0] == 0:
         return x > 0
-    x = F.max_pool2d(x.unsqueeze(1), (1, 2 * r + 1), stride=1, padding=(0, r))
-    return F.max_pool2d(x, (2 * r + 1, 1), stride=1, padding=(r, 0)).squeeze(1) > 0
+    return _window_count(_window_count(x, r, 2).gt(0).float(), r, 1) > 0
+
+
+def _window_count(x: torch.Tensor, r: int, dim: int) -> torch.Tensor:
+    """Sum of ``x`` over the window ``[j - r, j + r]`` along ``dim`` (1 or 2) of ``[K, h, w]``, zeros outside
+    (exact for 0/1 inputs: integer float sums)."""
+    n = x.shape[dim]
+    c = torch.cumsum(F.pad(x, (r + 1, r) if dim == 2 else (0, 0, r + 1, r)), dim)
+    return c.narrow(dim, 2 * r + 1, n) - c.narrow(dim, 0, n)
 
 
 def contact_region_masks(
