@@ -5,10 +5,8 @@
     python tools/benchmark.py --scale --json scale.json
 """
 import os
-import sys
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # tqdm's documented default for ``disable=``: the benchmark logs its own progress (read when tqdm is imported)
 os.environ.setdefault("TQDM_DISABLE", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)

@@ -47,7 +47,7 @@ import sys
 import tempfile
 import time
 
-from .common import _T0, git_state, log
+from .common import START_TIME, git_state, log
 from .epochs import bench_epochs, bench_scale
 from .pooling import bench_pooling
 from .report import TARGETS, table, verdict
@@ -161,7 +161,7 @@ def run_scale(args, work, results, config, repeats):
 
 def finish(args, results, config):
     config["load_average_end"] = list(os.getloadavg())
-    config["total_s"] = round(time.perf_counter() - _T0, 1)
+    config["total_s"] = round(time.perf_counter() - START_TIME, 1)
     results["targets"] = {k: {"op": op, "value": v, "pass": verdict(k, results[k])[1] == "PASS"}
                           for k, (op, v) in TARGETS.items() if k in results}
     results["config"] = config

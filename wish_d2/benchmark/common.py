@@ -8,11 +8,12 @@ import time
 
 #: The repository root (the folder holding ``wish_d2``), for configs and for child processes.
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-_T0 = time.perf_counter()
+#: When the benchmark started (its modules were imported): the origin of the log times and of total_s.
+START_TIME = time.perf_counter()
 
 
 def log(msg: str) -> None:
-    print(f"[{time.perf_counter() - _T0:6.1f}s] {msg}", file=sys.stderr, flush=True)
+    print(f"[{time.perf_counter() - START_TIME:6.1f}s] {msg}", file=sys.stderr, flush=True)
 
 
 def median(xs):
