@@ -11,7 +11,7 @@ from typing import Dict, List
 
 import torch
 
-from .codec import stored_tensors
+from .codec import EMBEDDING_FIELDS, stored_count, stored_problem, stored_tensors
 
 #: Fields of every record, in the order ``WISH.extract`` writes them (see docs/ARCHITECTURE.md).
 RECORD_FIELDS = ("image_id", "height", "width", "v", "proposal_rles", "proposal_scores", "hand_present", "v_hands",
@@ -70,19 +70,16 @@ def record_problems(record, where: str) -> List[str]:
     missing = [f for f in RECORD_FIELDS if f not in record]
     if missing:
         return [f"{name}: missing field(s) {', '.join(missing)}"]
-    problems = []
+    forms = {field: stored_problem(record[field]) for field in EMBEDDING_FIELDS}
+    problems = [f"{name}, field {field!r}: {problem}" for field, problem in forms.items() if problem]
+    if problems:  # a form that cannot be decoded: say so before anything reads into it
+        return problems
     for field in RECORD_FIELDS:
         for t in stored_tensors(record[field]):
             if t.is_floating_point() and not bool(torch.isfinite(t).all()):
                 problems.append(f"{name}, field {field!r}: non-finite values (NaN or inf)")
                 break
-    lengths = {f: _count(record[f]) for f in PER_PROPOSAL_FIELDS}
+    lengths = {f: stored_count(record[f]) for f in PER_PROPOSAL_FIELDS}
     if len(set(lengths.values())) > 1:
         problems.append(f"{name}: per-proposal fields disagree on the proposal count {lengths}")
     return problems
-
-
-def _count(value) -> int:
-    if isinstance(value, dict):  # int8 storage
-        value = value.get("int8", ())
-    return len(value) if hasattr(value, "__len__") else -1

@@ -11,7 +11,8 @@ Layout of one cache (``<root>/<dataset>-<key>/``):
 
 Opening the cache compares file sizes with the index; reading a shard or the texts checks the SHA-256 of the bytes,
 loads them with ``torch.load(weights_only=True)`` and checks every record (:mod:`.integrity`). Records are handed
-out in float32 whatever the storage dtype. The record fields are listed in docs/ARCHITECTURE.md.
+out in float32 whatever the storage dtype, and checked again after decoding. The record fields are listed in
+docs/ARCHITECTURE.md.
 """
 import hashlib
 import io
@@ -29,7 +30,9 @@ from .codec import check_dtype, decode_record, encode_record
 from .integrity import (CacheIntegrityError, digest_file, read_verified, record_problems, size_problem)
 
 logger = logging.getLogger(__name__)
-FORMAT = 3  # on-disk format version; part of every cache key, so caches of another format are rebuilt
+# On-disk format version, part of every cache key, so caches of another format are rebuilt, never misread. Bumped
+# also when extraction itself changes the features (4: sparse v_contact, geometry at the working resolution).
+FORMAT = 4
 INDEX, TEXTS = "index.json", "texts.pt"
 
 
@@ -290,7 +293,11 @@ class FeatureCache:
                 self._open.popitem(last=False)
         else:
             self._open.move_to_end(path)
-        return decode_record(self._open[path][position])
+        record = decode_record(self._open[path][position])
+        problems = record_problems(record, f"{path} (decoded)")
+        if problems:
+            raise CacheIntegrityError("; ".join(problems[:3]) + self._hint())
+        return record
 
     def __getstate__(self):  # data-loader workers get an empty shard LRU
         state = dict(self.__dict__)
