@@ -130,6 +130,9 @@ FEATURE_FIELDS = [
     ("MODEL.WISH.HANDS.DETECTOR_CONFIG", "/nonexistent/hands.yaml"),
     ("MODEL.WISH.HANDS.DETECTOR_WEIGHTS", "/nonexistent/hands.pth"),
     ("MODEL.WISH.HANDS.DILATION", "0.08"),
+    ("MODEL.WISH.HANDS.DETECTOR_CLASSES", "['left_hand', 'right_hand']"),  # which detections become hands
+    ("MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH", "0.7"),
+    ("MODEL.WISH.CLIP.AUTOCAST", "bfloat16"),  # a GPU extraction in bf16 pools other embeddings
     ("MODEL.WISH.CACHE.DTYPE", "float16"),  # stored embeddings differ
 ]
 
@@ -190,6 +193,23 @@ def test_key_changes_with_dataset_and_proposal_file(tiny, tmp_path):
     assert stamp != _key(cfg, dicts, "")
     props.write_text("{}\n{}\n")
     assert _key(cfg, dicts, str(props)) != stamp
+
+
+def test_key_sees_a_rewrite_of_the_proposal_file_within_the_same_second(tiny, tmp_path):
+    """Same size, modification times a microsecond apart inside one second: still another key."""
+    cfg = _cfg(tiny, tiny / "k")
+    dicts = dataset_dicts(NAME)
+    props = tmp_path / "props.jsonl"
+    props.write_text('{"a": 1}\n')
+    second = 1_700_000_000 * 10 ** 9
+    os.utime(props, ns=(second + 1000, second + 1000))
+    first = _key(cfg, dicts, str(props))
+    props.write_text('{"a": 2}\n')  # regenerated proposals of the same size
+    os.utime(props, ns=(second + 2000, second + 2000))
+    rewritten = _key(cfg, dicts, str(props))
+    assert rewritten != first
+    os.utime(props, ns=(second + 2000, second + 2000))  # the same stamp again: the same key
+    assert _key(cfg, dicts, str(props)) == rewritten
 
 
 # ---- extraction, resume, bad shards --------------------------------------------------------------------------

@@ -23,32 +23,35 @@ def dataset_fingerprint(dicts: List[Dict]) -> str:
     return h.hexdigest()[:16]
 
 
-def _file_stamp(path: str) -> str:
+def file_stamp(path: str) -> str:
+    """Path, size and modification time in nanoseconds: a rewrite within the same second still changes it."""
     if not path:
         return ""
     try:
         st = os.stat(path)
-        return f"{path}:{st.st_size}:{int(st.st_mtime)}"
+        return f"{path}:{st.st_size}:{st.st_mtime_ns}"
     except OSError:
         return path
 
 
 def feature_cache_key(cfg, dataset_name: str, dicts: List[Dict], proposals_file: str = "") -> str:
-    """Hash of the dataset and of every config field that changes the cached features."""
+    """Hash of the dataset and of every config field that changes the cached features (changes of the extraction
+    code itself bump ``store.FORMAT``, which is part of every key)."""
     w = cfg.MODEL.WISH
     return cache_key({
         "dataset": dataset_name,
         "images": dataset_fingerprint(dicts),
-        "clip": [w.CLIP.ENCODER, w.CLIP.MODEL_NAME, _file_stamp(w.CLIP.PRETRAINED), w.CLIP.INIT_SEED,
-                 w.CLIP.MASK_SOFT_COVERAGE, w.CLIP.PROMPT, w.CLIP.ZERO_SHOT_PROMPT],
-        "proposals": [cfg.MODEL.PROPOSAL_GENERATOR.NAME, _file_stamp(proposals_file), w.PROPOSALS.MAX_PER_IMAGE,
+        "clip": [w.CLIP.ENCODER, w.CLIP.MODEL_NAME, file_stamp(w.CLIP.PRETRAINED), w.CLIP.INIT_SEED,
+                 w.CLIP.MASK_SOFT_COVERAGE, w.CLIP.PROMPT, w.CLIP.ZERO_SHOT_PROMPT, w.CLIP.AUTOCAST],
+        "proposals": [cfg.MODEL.PROPOSAL_GENERATOR.NAME, file_stamp(proposals_file), w.PROPOSALS.MAX_PER_IMAGE,
                       w.PROPOSALS.MIN_AREA, w.PROPOSALS.MAX_HAND_FRACTION, w.SEGMENTER.NAME, w.SEGMENTER.SAM_TYPE,
-                      _file_stamp(w.SEGMENTER.SAM_CHECKPOINT), w.SEGMENTER.POINTS_PER_SIDE,
+                      file_stamp(w.SEGMENTER.SAM_CHECKPOINT), w.SEGMENTER.POINTS_PER_SIDE,
                       w.SEGMENTER.STABILITY_SCORE_THRESH, w.SEGMENTER.BOX_NMS_THRESH,
-                      w.SEGMENTER.PRED_IOU_THRESH, _file_stamp(w.SEGMENTER.GDINO_PATH), w.SEGMENTER.BOX_THRESHOLD,
+                      w.SEGMENTER.PRED_IOU_THRESH, file_stamp(w.SEGMENTER.GDINO_PATH), w.SEGMENTER.BOX_THRESHOLD,
                       w.SEGMENTER.TEXT_THRESHOLD, cfg.INPUT.FORMAT],
-        "hands": [w.HANDS.SOURCE, w.HANDS.SIDE_HEURISTIC, _file_stamp(w.HANDS.PRECOMPUTED_FILE),
-                  _file_stamp(w.HANDS.DETECTOR_CONFIG), _file_stamp(w.HANDS.DETECTOR_WEIGHTS), w.HANDS.DILATION],
+        "hands": [w.HANDS.SOURCE, w.HANDS.SIDE_HEURISTIC, file_stamp(w.HANDS.PRECOMPUTED_FILE),
+                  file_stamp(w.HANDS.DETECTOR_CONFIG), file_stamp(w.HANDS.DETECTOR_WEIGHTS),
+                  list(w.HANDS.DETECTOR_CLASSES), w.HANDS.DETECTOR_SCORE_THRESH, w.HANDS.DILATION],
         "storage": w.CACHE.DTYPE,
     })
 
