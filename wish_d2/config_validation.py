@@ -101,6 +101,7 @@ class _Checker:
 
 def validate_wish_config(cfg) -> None:
     """Raise :class:`ConfigError` naming every invalid WISH config value (and what it may be); else return."""
+    from .cache.codec import DTYPES as CACHE_DTYPES
     from .modeling.inference import FUSIONS
     from .modeling.roi_heads import METHODS
     from .registry import CLIP_ENCODER_REGISTRY, HAND_SOURCE_REGISTRY, SEGMENTER_REGISTRY
@@ -168,6 +169,7 @@ def validate_wish_config(cfg) -> None:
 
     c.positive_int(p + "CACHE.SHARD_SIZE")
     c.boolean(p + "CACHE.ENABLED")
+    c.choice(p + "CACHE.DTYPE", CACHE_DTYPES)
 
     c.choice("SOLVER.OPTIMIZER", OPTIMIZERS)
     c.choice("INPUT.DATASET_MAPPER_NAME", DATASET_MAPPERS)
