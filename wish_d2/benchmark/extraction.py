@@ -10,9 +10,10 @@
 * ``visor_load_frames_per_s``: register + load a VISOR-format split of the realistic profile from its keyed dict
   cache (what every load after the first does); ``visor_first_load_frames_per_s``: the first load, which parses the
   VISOR JSON and writes that cache.
-* ``cache_kb_per_frame_n64_vitb16``: the records of distinct 64-proposal frames written through
-  :class:`wish_d2.cache.FeatureCache` (its default storage, ``MODEL.WISH.CACHE.DTYPE``), total bytes / frames;
-  ``cache_kb_per_frame_n64_vitb16_<dtype>`` for the other storage types the cache offers.
+* ``cache_kb_per_frame_n64_vitb16``: the records ``WISH.extract`` makes of distinct 1080p frames with 64 proposals
+  and 2 hands, written through :class:`wish_d2.cache.FeatureCache` with the ``MODEL.WISH.CACHE.DTYPE`` of the
+  real-data config (configs/wish_epic.yaml): shard bytes / frames, in KiB. ``cache_kb_per_frame_n64_vitb16_<dtype>``
+  gives the same for every storage type the cache offers.
 
 Masks are random ellipses and rectangles (parts, fragments, whole objects), some on or next to the hands.
 """
@@ -190,11 +191,27 @@ def extract_rss_child(spec: dict) -> dict:
     return {"peak_rss_mb": proc_status_mb("VmHWM"), "setup_peak_mb": setup_peak, "seconds": t}
 
 
+def real_data_cache_dtype() -> str:
+    """``MODEL.WISH.CACHE.DTYPE`` of configs/wish_epic.yaml, the storage a real split is cached with."""
+    from detectron2.config import get_cfg
+
+    from wish_d2 import add_wish_config
+
+    from .common import ROOT
+
+    cfg = get_cfg()
+    add_wish_config(cfg)
+    cfg.merge_from_file(os.path.join(ROOT, "configs", "wish_epic.yaml"))
+    return cfg.MODEL.WISH.CACHE.DTYPE
+
+
 def bench_cache_size(work: str, frames: int = 3, n: int = 64):
-    """KB per frame of distinct 64-proposal 1080p records written through the feature cache."""
+    """KB per frame of distinct 64-proposal 1080p records, as ``WISH.extract`` makes them, written through the
+    feature cache in every storage dtype; the headline key is the real-data config's dtype."""
     import torch
 
     from wish_d2.cache import FeatureCache
+    from wish_d2.cache.codec import DTYPES
 
     model = build_scale_model(work)
     records = []
@@ -202,30 +219,27 @@ def bench_cache_size(work: str, frames: int = 3, n: int = 64):
         spec = write_frame(os.path.join(work, "frames_cache"), seed=1000 + k, n=n)
         with torch.no_grad():
             records += model.extract([load_input(spec)])
+    del model
     D = records[0]["v_hands"].shape[-1]
-    default = scale_cfg(work).MODEL.WISH.CACHE.DTYPE
-    dtypes = [default] + [d for d in ("float32", "float16") if d != default]
+    headline = real_data_cache_dtype()
     out = {}
-    for dtype in dtypes:
-        try:
-            cache = FeatureCache(os.path.join(work, f"cache_size_{dtype}"), "size", "k", shard_size=frames,
-                                 dtype=dtype)
-        except TypeError:  # a cache without a storage choice
-            if dtype != default:
-                continue
-            cache = FeatureCache(os.path.join(work, f"cache_size_{dtype}"), "size", "k", shard_size=frames)
+    for dtype in DTYPES:
+        cache = FeatureCache(os.path.join(work, f"cache_size_{dtype}"), "size", "k", shard_size=frames, dtype=dtype)
         cache.write_shard(0, records)
         cache.write_texts(["object"], torch.zeros(1, 2, D), torch.zeros(2, D))
         cache.finalize([r["image_id"] for r in records])
         shard = os.path.getsize(cache.shard_path(0))
         total = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(cache.dir) for f in fs)
-        key = "cache_kb_per_frame_n64_vitb16" + ("" if dtype == default else f"_{dtype}")
-        out[key] = shard / 1024 / frames
-        out[key.replace("cache_kb_per_frame", "cache_dir_kb_per_frame")] = total / 1024 / frames
+        for suffix in ([""] if dtype == headline else []) + [f"_{dtype}"]:
+            out["cache_kb_per_frame_n64_vitb16" + suffix] = shard / 1024 / frames
+            out["cache_dir_kb_per_frame_n64_vitb16" + suffix] = total / 1024 / frames
         log(f"  cache ({dtype}): shard {shard / 1024 / frames:.0f} KB per frame, whole folder "
             f"{total / 1024 / frames:.0f} KB per frame ({frames} frames of {n} proposals)")
-    out["_cache_config"] = {"cache_default_dtype": default, "cache_frames": frames,
-                            "cache_kb": "shard file bytes / frames (cache_dir_*: whole folder incl. texts, index)"}
+    kept = [len(r["proposal_rles"]) for r in records]
+    out["_cache_config"] = {"cache_dtype": f"{headline} (MODEL.WISH.CACHE.DTYPE of configs/wish_epic.yaml)",
+                            "cache_frames": frames, "cache_proposals_kept": kept,
+                            "cache_kb": "shard file bytes / frames / 1024 (cache_dir_*: whole folder incl. texts, "
+                                        "index)"}
     return out
 
 

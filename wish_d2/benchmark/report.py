@@ -51,9 +51,11 @@ def table(results: dict) -> str:
         ("extract_1080p_n16_s", "s", "extraction, 1080p, 16 proposals"),
         ("extract_1080p_n64_s", "s", "extraction, 1080p, 64 proposals"),
         ("extract_1080p_n128_s", "s", "extraction, 1080p, 128 proposals"),
-        ("cache_kb_per_frame_n64_vitb16", "KB", "feature cache shard bytes per frame, default storage"),
+        ("cache_kb_per_frame_n64_vitb16", "KB", "feature cache shard KiB per extracted 1080p frame, storage dtype of "
+         "configs/wish_epic.yaml"),
+        ("cache_kb_per_frame_n64_vitb16_float32", "KB", "same, float32 storage (the add_wish_config default)"),
         ("cache_kb_per_frame_n64_vitb16_float16", "KB", "same, float16 storage"),
-        ("cache_kb_per_frame_n64_vitb16_float32", "KB", "same, float32 storage"),
+        ("cache_kb_per_frame_n64_vitb16_int8", "KB", "same, int8 storage"),
         ("visor_load_frames_per_s", "frames/s", "register + load a realistic VISOR-format split, one process, "
          "from its keyed dict cache"),
         ("visor_first_load_frames_per_s", "frames/s", "same, first load: parse the VISOR JSON + write the dict cache"),
