@@ -10,10 +10,8 @@ Designed for two shared CPU cores: synthetic 160x160 videos, the tiny random-ini
 import argparse
 import logging
 import os
-import sys
 import warnings
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TQDM_DISABLE", "1")
 warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
