@@ -24,6 +24,7 @@ setup(
         "tqdm>=4.60",
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
+        "matplotlib>=3.5",  # the video gallery's timeline plot
         "setuptools<81",  # detectron2 0.6 imports pkg_resources
     ],
     extras_require={
