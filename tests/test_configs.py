@@ -30,3 +30,12 @@ def test_real_data_configs_name_weights_the_ecosystem_way():
     assert w.CLIP.PRETRAINED in open_clip.list_pretrained_tags_by_model(w.CLIP.MODEL_NAME)
     assert w.SEGMENTER.SAM_CHECKPOINT.startswith("https://") and w.SEGMENTER.SAM_CHECKPOINT.endswith(".pth")
     assert "/" in w.SEGMENTER.GDINO_PATH and not os.path.isdir(w.SEGMENTER.GDINO_PATH)
+
+
+def test_real_data_configs_follow_the_paper_and_use_no_pixel_labels():
+    for name in ("wish_epic.yaml", "wish_ego4d.yaml"):
+        cfg = get_cfg()
+        add_wish_config(cfg)
+        cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "configs", name))
+        assert cfg.MODEL.WISH.STAGE1.PAIR_VISUAL == "all", name
+        assert cfg.MODEL.WISH.CALIBRATION == "label_free", name
