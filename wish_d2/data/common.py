@@ -17,11 +17,12 @@ from detectron2.data import MetadataCatalog
 from detectron2.structures import BoxMode
 
 from ..utils.masks import MAX_MASK_SIDE, rle_bbox, rle_to_str
+from ..classes import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
 
-THING_CLASSES = ["left", "right", "both"]
-CATEGORY_IDS = {"left": 0, "right": 1, "both": 2}
+THING_CLASSES = list(CLASS_NAMES)
+CATEGORY_IDS = {name: i for i, name in enumerate(CLASS_NAMES)}
 SIDES = ("left", "right")
 EVALUATOR_TYPE = "wish_inhand"
 

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..utils.masks import segmentation_to_mask
+from ..classes import CLASS_NAMES
 
 __all__ = [
     "CLASS_NAMES",
@@ -32,9 +33,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Names of the instance classes 0, 1, 2; label-map values are these ids + 1.
-CLASS_NAMES = ("left", "right", "both")
-#: Number of label-map values, background included.
+#: Number of label-map values (class ids + 1, background 0), background included.
 NUM_LABELS = len(CLASS_NAMES) + 1
 
 ArrayLike = Union[torch.Tensor, np.ndarray]

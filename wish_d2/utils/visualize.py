@@ -21,6 +21,7 @@ import numpy as np
 from detectron2.utils.visualizer import Visualizer
 
 from .masks import decode_rle, segmentation_to_mask
+from ..classes import CLASS_NAMES
 
 __all__ = [
     "CLASS_NAMES",
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 #: Instance class names, index = class id.
-CLASS_NAMES = ("left", "right", "both")
 #: RGB in [0, 1] of the left-hand, right-hand and both-hands object (blue, orange, magenta: distinct for the common
 #: colour-vision deficiencies and from the hand outlines).
 CLASS_COLORS = ((0.12, 0.47, 1.0), (1.0, 0.55, 0.0), (0.85, 0.1, 0.85))
