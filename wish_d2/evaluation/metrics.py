@@ -33,7 +33,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Number of label-map values (class ids + 1, background 0), background included.
+#: Number of label-map values: the class ids + 1, and 0 for background.
 NUM_LABELS = len(CLASS_NAMES) + 1
 
 ArrayLike = Union[torch.Tensor, np.ndarray]
