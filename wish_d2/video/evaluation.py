@@ -1,5 +1,7 @@
 """Video metrics (docs/VIDEO.md): E-mIoU over all frames of the videos (the frame metric, dataset-level), and
-``switches_per_min``: spurious changes of a hand's held object per minute of video.
+``switches_per_min``: spurious changes of a hand's held object per minute of video; E-mIoU also per kind of frame
+(:func:`frame_conditions`: steady, near a change of what a hand holds, handover), to show where smoothing gains and
+where it lags.
 
 A hand's predicted identity in a frame is the ground-truth entity its predicted mask mostly covers (at least half of
 the predicted pixels), ``OTHER`` when none does, ``None`` when the hand is predicted to hold nothing. A change of
@@ -16,11 +18,12 @@ import torch
 from ..data.synthetic.outlines import xy_polygons_to_rle
 from ..utils.masks import decode_rle
 
-__all__ = ["OTHER", "predicted_identity", "spurious_switches", "switches_per_minute", "VisorEntities",
-           "hand_identities"]
+__all__ = ["OTHER", "NEAR_CHANGE", "predicted_identity", "spurious_switches", "switches_per_minute",
+           "frame_conditions", "VisorEntities", "hand_identities"]
 
 OTHER = -1  # a predicted mask that covers no ground-truth entity
 MIN_COVER = 0.5  # fraction of the predicted pixels that must lie on one entity to take its identity
+NEAR_CHANGE = 3  # frames on either side of a true change of a hand's held object that count as "near_change"
 
 
 def predicted_identity(mask: Optional[torch.Tensor], entities: Dict[int, torch.Tensor]) -> Optional[int]:
@@ -53,6 +56,21 @@ def spurious_switches(pred: Sequence[Optional[int]], gt: Sequence[Optional[int]]
 def switches_per_minute(count: int, frames: int, fps: float) -> float:
     minutes = frames / float(fps) / 60.0
     return count / minutes if minutes > 0 else 0.0
+
+
+def frame_conditions(held: Sequence[Dict], near: int = NEAR_CHANGE) -> List[List[str]]:
+    """Per frame of one video's held timeline (``[{"left", "right"}]``, the generator's ``held_timeline.json``):
+    ``"near_change"`` within ``near`` frames of a change of either hand's held object (grasp, release, handover),
+    else ``"steady"``; plus ``"handover"`` while both hands hold one object."""
+    changes = [t for t in range(1, len(held))
+               if any(held[t][s] != held[t - 1][s] for s in ("left", "right"))]
+    out = []
+    for t, h in enumerate(held):
+        kinds = ["near_change" if any(abs(t - g) <= near for g in changes) else "steady"]
+        if h["left"] is not None and h["left"] == h["right"]:
+            kinds.append("handover")
+        out.append(kinds)
+    return out
 
 
 def hand_identities(selection, entities: Dict[int, torch.Tensor]) -> List[Optional[int]]:

@@ -1,5 +1,6 @@
 """Temporal inference on videos (docs/VIDEO.md): link each frame's proposals to object tracks, smooth each hand's
-"holds track k / nothing" decision with a small online HMM, and emit at most one object per hand per frame.
+"holds track k / nothing" decision online (averaged track evidence with hysteresis, ``evidence.EvidenceFilter``, or
+the switch-price HMM, ``smoothing.HandHMM``), and emit at most one object per hand per frame.
 
 - :class:`TemporalDecoder`: the model-free part. Per frame it takes the cached-record fields (proposal RLEs,
   embeddings, visible hands) and the Stage 2 logits, and returns the frame's selection. Causal (no future frames)
@@ -17,6 +18,7 @@ from detectron2.structures import BitMasks, Instances
 from ..modeling.inference import select_in_hand
 from ..modeling.losses import NEG, null_padded_logits
 from ..utils.masks import decode_rles
+from .evidence import EvidenceFilter
 from .linking import ObjectLinker, shrink_masks
 from .smoothing import NOTHING, HandHMM
 
@@ -27,12 +29,16 @@ CLASS_BOTH = 2
 
 @dataclass(frozen=True)
 class TemporalParams:
-    """Knobs of temporal inference; ``p_switch`` and ``theta_scale`` are calibrated on validation videos."""
+    """Knobs of temporal inference; the smoothing strength (``alpha`` and ``margin``, or ``p_switch`` for the HMM)
+    and ``theta_scale`` are calibrated on validation videos."""
 
-    p_switch: float = 0.05  # price of changing a hand's state between frames (HandHMM)
-    theta_scale: float = 1.0  # the HMM's "nothing" emission = theta_scale x the per-frame contact threshold
-    miss: Optional[float] = None  # emission of a live track without a proposal this frame; None = theta (neutral)
-    floor: float = 0.05  # emissions below this count as this: one frame's evidence is bounded (robust to outliers)
+    smoother: str = "evidence"  # "evidence": averaged track evidence + hysteresis (EvidenceFilter); "hmm": HandHMM
+    alpha: float = 0.5  # EvidenceFilter: weight of the newest frame in a track's averaged evidence (1 = per frame)
+    margin: float = 0.1  # EvidenceFilter: hysteresis, relative to theta (0 = none)
+    p_switch: float = 0.05  # HandHMM: price of changing a hand's state between frames
+    theta_scale: float = 1.0  # the smoother's contact threshold = theta_scale x the per-frame one
+    miss: Optional[float] = None  # HandHMM: emission of a live track without a proposal; None = theta (neutral)
+    floor: float = 0.05  # HandHMM: emissions below this count as this (one frame's evidence is bounded)
     emb_weight: float = 0.5  # linking score = IoU + emb_weight * cos
     min_link: float = 0.5  # linking acceptance
     max_age: int = 10  # frames a track survives unseen (the bounded window)
@@ -79,7 +85,12 @@ class TemporalDecoder:
     def reset(self) -> None:
         p = self.params
         self.linker = ObjectLinker(p.emb_weight, p.min_link, p.max_age)
-        self.hmms = [HandHMM(self.theta, p.p_switch, p.miss, floor=p.floor) for _ in range(2)]
+        if p.smoother == "evidence":
+            self.smoothers = [EvidenceFilter(self.theta, p.alpha, p.margin) for _ in range(2)]
+        elif p.smoother == "hmm":
+            self.smoothers = [HandHMM(self.theta, p.p_switch, p.miss, floor=p.floor) for _ in range(2)]
+        else:
+            raise ValueError(f"TemporalParams.smoother must be 'evidence' or 'hmm', got {p.smoother!r}")
         self.t = -1
 
     def link(self, record: Dict, masks: Optional[torch.Tensor] = None) -> Tuple[List[int], torch.Tensor]:
@@ -99,11 +110,12 @@ class TemporalDecoder:
         ids, masks = self.link(record, masks)
         q = hand_probabilities(contact_logits, match_logits, self.null_class).cpu()
         present = [bool(x) for x in record["hand_present"].tolist()]
-        live = list(self.linker.tracks)
+        # a hand may hold only a track whose mask can still be output: seen within the last carry_frames frames
+        live = [k for k, tr in self.linker.tracks.items() if self.t - tr.last_seen <= self.params.carry_frames]
         states = []
         for s in (0, 1):
             evidence = {ids[i]: float(q[i, s]) for i in range(len(ids))}
-            states.append(self.hmms[s].step(evidence, live, present[s] and len(live) > 0))
+            states.append(self.smoothers[s].step(evidence, live, present[s] and len(live) > 0))
         if self.both_rule and len(ids):
             for s in (0, 1):
                 o = 1 - s
