@@ -41,6 +41,7 @@ FROM_WISH = {
     "pseudo_labels": None,
     "nearest_to_hand": "nearest_to_hand",
     "clip_zero_shot": "clip_zero_shot",
+    "open_vocab": "open_vocab",
 }
 # Rows that train their own pipeline (same data and feature cache, other options).
 ABLATIONS = {

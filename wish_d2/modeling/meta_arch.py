@@ -8,12 +8,13 @@ Two input paths share one code path after feature extraction:
   from the feature cache (training, evaluation). The frozen models then never run inside the training loop.
 """
 import logging
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pycocotools.mask as mask_util
 import torch
 from detectron2.config import configurable
+from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, build_proposal_generator
 from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import BitMasks, Instances
@@ -37,7 +38,10 @@ class WISH(nn.Module):
     def __init__(self, *, clip: nn.Module, proposal_generator, hand_source, roi_heads: nn.Module,
                  prompt: str = "{noun} in contact with the {side} hand",
                  zero_shot_prompt: str = "an object held in the {side} hand",
-                 hand_dilation: float = 0.04, max_hand_fraction: float = 0.5):
+                 hand_dilation: float = 0.04, max_hand_fraction: float = 0.5,
+                 open_vocab_nouns: Sequence[str] = (), open_vocab_dataset: str = "",
+                 open_vocab_prompt: str = "a {noun}",
+                 open_vocab_background: Sequence[str] = ("a hand", "a kitchen counter")):
         """
         Args:
             clip: a frozen :class:`MaskPooledCLIP`.
@@ -48,6 +52,9 @@ class WISH(nn.Module):
             prompt / zero_shot_prompt: text templates, formatted with ``noun`` and ``side``.
             hand_dilation: hand dilation of the geometry features, as a fraction of the image diagonal.
             max_hand_fraction: proposals more than this fraction hand are hands, not object candidates.
+            open_vocab_nouns / open_vocab_dataset: the noun taxonomy of the ``open_vocab`` baseline, or, when empty,
+                the dataset whose metadata ``nouns`` gives it (read at first use, after the dataset is loaded).
+            open_vocab_prompt / open_vocab_background: its noun template, and the prompts of what is not an object.
         """
         super().__init__()
         self.clip = clip
@@ -60,6 +67,10 @@ class WISH(nn.Module):
         self.zero_shot_prompt = zero_shot_prompt
         self.hand_dilation = hand_dilation
         self.max_hand_fraction = max_hand_fraction
+        self.open_vocab_nouns = list(open_vocab_nouns)
+        self.open_vocab_dataset = open_vocab_dataset
+        self.open_vocab_prompt = open_vocab_prompt
+        self.open_vocab_background = list(open_vocab_background)
         # masks are pooled and measured at this long side at most, never finer than the ViT's own input
         self.working_side = max(MIN_WORKING_SIDE, int(getattr(clip, "image_size", 0)))
         self._text_memo: Dict[str, torch.Tensor] = {}
@@ -83,6 +94,10 @@ class WISH(nn.Module):
             "zero_shot_prompt": w.CLIP.ZERO_SHOT_PROMPT,
             "hand_dilation": w.HANDS.DILATION,
             "max_hand_fraction": w.PROPOSALS.MAX_HAND_FRACTION,
+            "open_vocab_nouns": list(w.OPEN_VOCAB.NOUNS),
+            "open_vocab_dataset": cfg.DATASETS.TRAIN[0] if cfg.DATASETS.TRAIN else "",
+            "open_vocab_prompt": w.OPEN_VOCAB.PROMPT,
+            "open_vocab_background": list(w.OPEN_VOCAB.BACKGROUND),
         }
 
     @property
@@ -176,6 +191,22 @@ class WISH(nn.Module):
         """CLIP text of the zero-shot baseline prompt per side: ``[2, D]``."""
         return self.clip.encode_text([self.zero_shot_prompt.format(side=s) for s in SIDES]).float().cpu()
 
+    @torch.no_grad()
+    def vocabulary_embeddings(self):
+        """``(text embeddings [K, D], number of noun rows)`` of the ``open_vocab`` baseline: the nouns, then the
+        background prompts (memoised)."""
+        if not hasattr(self, "_vocabulary_memo"):
+            nouns = self.open_vocab_nouns
+            if not nouns and self.open_vocab_dataset:
+                nouns = list(MetadataCatalog.get(self.open_vocab_dataset).get("nouns", None) or [])
+            if not nouns:
+                raise ValueError("the open_vocab baseline needs a noun taxonomy: set MODEL.WISH.OPEN_VOCAB.NOUNS, or "
+                                 f"register the training dataset {self.open_vocab_dataset!r} with nouns=[...]")
+            texts = [self.open_vocab_prompt.format(noun=n) for n in nouns] + self.open_vocab_background
+            self._vocabulary_memo = (self.clip.encode_text(texts).float().cpu(), len(nouns))
+        emb, n = self._vocabulary_memo
+        return emb.to(self.device), n
+
     # ---- trainable part ------------------------------------------------------------------------------------
     def forward(self, batched_inputs: List[Dict], method: Optional[str] = None,
                 contact_threshold: Optional[float] = None):
@@ -192,6 +223,8 @@ class WISH(nn.Module):
             targets = torch.stack([x["wish_targets"] for x in batched_inputs]).to(self.device) \
                 if all("wish_targets" in x for x in batched_inputs) else None
             return self.roi_heads(batch, targets)
+        if (method or self.roi_heads.method) == "open_vocab":
+            batch["vocabulary"] = self.vocabulary_embeddings()
         selections = self.roi_heads.inference(batch, method, contact_threshold)
         return [{"instances": selections_to_instances(sel, rec)} for sel, rec in zip(selections, records)]
 

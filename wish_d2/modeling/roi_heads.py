@@ -12,7 +12,7 @@ from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
-from .baselines import clip_zero_shot_scores, nearest_to_hand_scores
+from .baselines import clip_zero_shot_scores, nearest_to_hand_scores, open_vocab_scores
 from .geometry import GEOMETRY_DIM
 from .heads import AlignmentHead, ContactMatchingHeads
 from .inference import select_in_hand
@@ -20,7 +20,8 @@ from .losses import (contact_loss, image_narration_scores, image_narration_valid
                      symmetric_info_nce)
 from .pseudo_labels import assign_pseudo_labels
 
-METHODS = ("wish", "matching_only", "contactness_only", "nearest_to_hand", "clip_zero_shot")
+METHODS = ("wish", "matching_only", "contactness_only", "nearest_to_hand", "clip_zero_shot", "open_vocab")
+BASELINES = ("nearest_to_hand", "clip_zero_shot", "open_vocab")  # training-free: raw scores, matching-only rule
 # Contactness threshold of a model whose threshold was never calibrated (buffer < 0): even odds of contact.
 UNCALIBRATED_CONTACT_THRESHOLD = 0.5
 
@@ -151,12 +152,16 @@ class WISHROIHeads(nn.Module):
         if method == "clip_zero_shot":
             s = clip_zero_shot_scores(batch["v"], batch["zero_shot"])
             return s, s
+        if method == "open_vocab":
+            vocabulary, num_nouns = batch["vocabulary"]
+            s = open_vocab_scores(batch["v"], batch["geom"], vocabulary, num_nouns)
+            return s, s
         return self.heads(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))
 
     def selection_rule(self, method: Optional[str] = None) -> Dict:
         """Keyword arguments of :func:`.inference.select_in_hand` for ``method`` (default: the configured one)."""
         method = method or self.method
-        baseline = method in ("nearest_to_hand", "clip_zero_shot")  # raw scores, always kept (matching-only rule)
+        baseline = method in BASELINES  # raw scores, always kept (matching-only rule)
         return {"method": "matching_only" if baseline else method, "fusion": self.fusion,
                 "both_rule": self.both_rule, "null_class": self.match_null and not baseline}
 
