@@ -1,5 +1,6 @@
 """Linking proposals across frames on hand-made masks: a moving object keeps its track, a new object gets a new
 one, a similar-looking object elsewhere does not steal the track, and unseen tracks are forgotten (bounded)."""
+import pytest
 import torch
 
 from wish_d2.video.linking import ObjectLinker, mask_iou_matrix, shrink_masks
@@ -56,3 +57,12 @@ def test_unseen_tracks_are_forgotten_after_max_age():
     assert linker.track(first) is None and len(linker.tracks) == 0
     again = linker.update(torch.stack([_box(0, 0)]), e[None])[0]
     assert again != first
+
+
+def test_mismatched_embeddings_or_mask_size_raise_a_clear_error():
+    linker = ObjectLinker()
+    linker.update(torch.stack([_box(0, 0)]), torch.ones(1, 3))
+    with pytest.raises(ValueError, match="frame 1: embeddings"):
+        linker.update(torch.stack([_box(0, 0)]), torch.ones(1, 5))
+    with pytest.raises(ValueError, match="masks"):
+        linker.update(torch.zeros(1, 16, 16, dtype=torch.bool), torch.ones(1, 3))

@@ -37,7 +37,9 @@ __all__ = ["BenchmarkSize", "register_video_split", "SplitTruth", "calibrate_tem
 METRIC_KEYS = ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "switches_per_min")
 # the smoothers' validation grids; alpha 1 + margin 0 (evidence) and p_switch 0.5 (hmm) are the per-frame rule
 SMOOTHER_GRIDS = {
-    "evidence": tuple({"alpha": a, "margin": m} for a in (1.0, 0.7, 0.5, 0.35) for m in (0.0, 0.1, 0.2)),
+    "evidence": ({"propagate": "track", "alpha": 1.0, "margin": 0.0},) + tuple(
+        {"propagate": p, "alpha": a, "margin": m} for p in ("track", "overlap")
+        for a, m in ((0.7, 0.1), (0.5, 0.0), (0.5, 0.1), (0.35, 0.1))),
     "hmm": tuple({"p_switch": p} for p in (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)),
 }
 THETA_SCALE_GRID = (0.8, 1.0, 1.25)

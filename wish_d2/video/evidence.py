@@ -14,9 +14,13 @@ Light hysteresis (``margin``) keeps the decision from chattering when the averag
 takes an object when its average reaches ``theta (1 + margin)``, lets it go below ``theta (1 - margin)``, and moves
 to another track only when that track's average beats the held one's by the factor ``1 + margin``.
 
+A live track without a proposal in this frame (segmenter miss, short occlusion, or a split / merge that broke the
+track) adds no support: its average decays by ``1 - alpha``. So a firmly held object is bridged over a frame or two
+(its mask is carried, ``predictor.TemporalParams.carry_frames``), while a fresh track that continues the object under
+a new identity wins as soon as its evidence beats the decayed one. A new track starts from its first ``q``.
+
 ``alpha = 1, margin = 0`` is exactly the per-frame rule. Causal and bounded: the state is one number per live
-track of the linker, whose window is bounded (``linking.ObjectLinker.max_age``). A live track without a proposal in
-this frame (segmenter miss, short occlusion) keeps its average: no evidence either way.
+track of the linker, whose window is bounded (``linking.ObjectLinker.max_age``).
 """
 from typing import Dict, Iterable, Optional
 
@@ -29,7 +33,7 @@ class EvidenceFilter:
     """Online evidence accumulation and hysteresis for one hand. :meth:`step` takes this frame's evidence and
     returns the held track (``NOTHING`` for none)."""
 
-    def __init__(self, theta: float, alpha: float = 0.5, margin: float = 0.0):
+    def __init__(self, theta: float, alpha: float = 0.5, margin: float = 0.0, averaged_input: bool = False):
         if not 0 < alpha <= 1:
             raise ValueError(f"alpha (the averaging weight of a new frame) must be in (0, 1], got {alpha}")
         if not 0 < theta < 1:
@@ -37,6 +41,9 @@ class EvidenceFilter:
         if not 0 <= margin < 1:
             raise ValueError(f"margin (the hysteresis) must be in [0, 1), got {margin}")
         self.theta, self.alpha, self.margin = float(theta), float(alpha), float(margin)
+        # averaged_input: the evidence given to step() is already averaged over time (the decoder's overlap
+        # propagation); it replaces a track's average, and alpha only decays the tracks unseen this frame
+        self.averaged_input = bool(averaged_input)
         self.reset()
 
     def reset(self) -> None:
@@ -51,10 +58,17 @@ class EvidenceFilter:
             self.reset()
             return NOTHING
         keep = set(self.avg) if live is None else set(live) & set(self.avg)
-        avg = {k: v for k, v in self.avg.items() if k in keep}
+        avg = {}
+        for k, v in self.avg.items():
+            if k in keep or k in evidence:
+                if k in evidence and self.averaged_input:
+                    avg[k] = float(evidence[k])
+                    continue
+                q = float(evidence.get(k, 0.0))  # a live track without a proposal adds no support this frame
+                avg[k] = (1.0 - self.alpha) * v + self.alpha * q
         for k, q in evidence.items():
-            q = float(q)
-            avg[k] = q if k not in avg else (1.0 - self.alpha) * avg[k] + self.alpha * q
+            if k not in avg:  # a new track starts from its first evidence, as the per-frame rule sees it
+                avg[k] = float(q)
         self.avg = avg
         if not avg:
             self.held = NOTHING

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 
-__all__ = ["LINK_SIDE", "mask_iou_matrix", "shrink_masks", "Track", "ObjectLinker"]
+__all__ = ["LINK_SIDE", "mask_iou_matrix", "overlap_matrix", "shrink_masks", "Track", "ObjectLinker"]
 
 LINK_SIDE = 64  # masks are area-averaged to at most this long side before IoUs: cost independent of frame size
 
@@ -40,6 +40,17 @@ def mask_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     inter = fa @ fb.t()
     union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
     return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
+
+
+def overlap_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``|a_i & b_j| / min(|a_i|, |b_j|)`` for ``a [N, h, w]``, ``b [M, h, w]``: 1 when one mask lies inside the
+    other (a segmenter's split or merge of one object), 0 for disjoint or empty masks. ``[N, M]``."""
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        return torch.zeros((a.shape[0], b.shape[0]))
+    fa, fb = a.flatten(1).float(), b.flatten(1).float()
+    inter = fa @ fb.t()
+    smaller = torch.minimum(fa.sum(1)[:, None], fb.sum(1)[None, :])
+    return torch.where(smaller > 0, inter / smaller.clamp_min(1), torch.zeros_like(inter))
 
 
 @dataclass
@@ -79,6 +90,10 @@ class ObjectLinker:
         live = list(self.tracks.values())
         emb = F.normalize(embeds.float(), dim=-1) if n else embeds.float()
         if n and live:
+            if embeds.shape[-1] != live[0].embed.shape[-1] or masks.shape[-2:] != live[0].mask.shape[-2:]:
+                raise ValueError(f"frame {self.t}: embeddings {tuple(embeds.shape)} / masks {tuple(masks.shape)} do "
+                                 f"not match the tracks' ({live[0].embed.shape[-1]}-d, {tuple(live[0].mask.shape)}); "
+                                 "start a new linker (TemporalDecoder.reset) for each video")
             iou = mask_iou_matrix(masks, torch.stack([tr.mask for tr in live]))
             cos = emb @ F.normalize(torch.stack([tr.embed for tr in live]).float(), dim=-1).t()
             score = iou + self.emb_weight * cos.clamp_min(0)

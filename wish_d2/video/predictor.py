@@ -19,7 +19,7 @@ from ..modeling.inference import select_in_hand
 from ..modeling.losses import NEG, null_padded_logits
 from ..utils.masks import decode_rles
 from .evidence import EvidenceFilter
-from .linking import ObjectLinker, shrink_masks
+from .linking import ObjectLinker, overlap_matrix, shrink_masks
 from .smoothing import NOTHING, HandHMM
 
 __all__ = ["TemporalParams", "hand_probabilities", "TemporalDecoder", "VideoPredictor", "selection_to_instances"]
@@ -33,7 +33,11 @@ class TemporalParams:
     and ``theta_scale`` are calibrated on validation videos."""
 
     smoother: str = "evidence"  # "evidence": averaged track evidence + hysteresis (EvidenceFilter); "hmm": HandHMM
-    alpha: float = 0.5  # EvidenceFilter: weight of the newest frame in a track's averaged evidence (1 = per frame)
+    alpha: float = 0.5  # EvidenceFilter: weight of the newest frame in the averaged evidence (1 = per frame)
+    # where the average lives: "track" (per linked track) or "overlap" (per proposal, inherited from the previous
+    # frame's proposals it overlaps, robust to the segmenter splitting / merging an object between frames)
+    propagate: str = "track"
+    min_overlap: float = 0.0  # "overlap": 0 = weight by the overlap; > 0 = continue proposals overlapping this much
     margin: float = 0.1  # EvidenceFilter: hysteresis, relative to theta (0 = none)
     p_switch: float = 0.05  # HandHMM: price of changing a hand's state between frames
     theta_scale: float = 1.0  # the smoother's contact threshold = theta_scale x the per-frame one
@@ -85,8 +89,12 @@ class TemporalDecoder:
     def reset(self) -> None:
         p = self.params
         self.linker = ObjectLinker(p.emb_weight, p.min_link, p.max_age)
+        if p.propagate not in ("track", "overlap"):
+            raise ValueError(f"TemporalParams.propagate must be 'track' or 'overlap', got {p.propagate!r}")
+        self.prev_small, self.prev_avg = None, None  # "overlap": last frame's small masks and averaged evidence
         if p.smoother == "evidence":
-            self.smoothers = [EvidenceFilter(self.theta, p.alpha, p.margin) for _ in range(2)]
+            self.smoothers = [EvidenceFilter(self.theta, p.alpha, p.margin, averaged_input=p.propagate == "overlap")
+                              for _ in range(2)]
         elif p.smoother == "hmm":
             self.smoothers = [HandHMM(self.theta, p.p_switch, p.miss, floor=p.floor) for _ in range(2)]
         else:
@@ -99,8 +107,26 @@ class TemporalDecoder:
         if masks is None:
             masks = decode_rles(list(record["proposal_rles"]), h, w)
         payloads = [{"rle": r} for r in record["proposal_rles"]]
-        ids = self.linker.update(shrink_masks(masks), record["v"].float(), payloads)
+        small = shrink_masks(masks)
+        ids = self.linker.update(small, record["v"].float(), payloads)
+        self._small = small
         return ids, masks
+
+    def _overlap_average(self, q: torch.Tensor) -> torch.Tensor:
+        """``[N, 2]`` averaged evidence of this frame's proposals: ``(1 - alpha) prior + alpha q``, where a proposal's
+        prior is the best average among the previous frame's proposals it continues: those that overlap it by at
+        least ``min_overlap`` of the smaller mask (``linking.overlap_matrix``; a split or merge still continues)."""
+        small, a = self._small, self.params.alpha
+        if self.prev_small is None or len(self.prev_small) == 0 or len(small) == 0 \
+                or small.shape[-2:] != self.prev_small.shape[-2:]:
+            avg = q.clone()
+        else:
+            ov = overlap_matrix(small, self.prev_small)  # [N, M]
+            w = ov if self.params.min_overlap <= 0 else (ov >= self.params.min_overlap).float()
+            prior = (w[:, :, None] * self.prev_avg[None]).amax(dim=1)  # [N, 2]
+            avg = (1.0 - a) * prior + a * q
+        self.prev_small, self.prev_avg = small, avg
+        return avg
 
     def step(self, record: Dict, contact_logits: torch.Tensor, match_logits: torch.Tensor,
              masks: Optional[torch.Tensor] = None) -> Dict:
@@ -109,6 +135,8 @@ class TemporalDecoder:
         self.t += 1
         ids, masks = self.link(record, masks)
         q = hand_probabilities(contact_logits, match_logits, self.null_class).cpu()
+        if self.params.smoother == "evidence" and self.params.propagate == "overlap":
+            q = self._overlap_average(q)
         present = [bool(x) for x in record["hand_present"].tolist()]
         # a hand may hold only a track whose mask can still be output: seen within the last carry_frames frames
         live = [k for k, tr in self.linker.tracks.items() if self.t - tr.last_seen <= self.params.carry_frames]
