@@ -1,9 +1,10 @@
 """Linking proposals across frames on hand-made masks: a moving object keeps its track, a new object gets a new
-one, a similar-looking object elsewhere does not steal the track, and unseen tracks are forgotten (bounded)."""
+one, a similar-looking object elsewhere does not steal the track, unseen tracks are forgotten (bounded), mismatched
+inputs raise a clear error, and a split of an object overlaps it fully."""
 import pytest
 import torch
 
-from wish_d2.video.linking import ObjectLinker, mask_iou_matrix, shrink_masks
+from wish_d2.video.linking import ObjectLinker, mask_iou_matrix, overlap_matrix, shrink_masks
 
 
 def _box(x, y, w=8, h=8, size=32):
@@ -66,3 +67,10 @@ def test_mismatched_embeddings_or_mask_size_raise_a_clear_error():
         linker.update(torch.stack([_box(0, 0)]), torch.ones(1, 5))
     with pytest.raises(ValueError, match="masks"):
         linker.update(torch.zeros(1, 16, 16, dtype=torch.bool), torch.ones(1, 3))
+
+
+def test_overlap_matrix_counts_a_split_as_full_overlap():
+    whole, half, far = _box(0, 0, 8, 8), _box(0, 0, 4, 8), _box(20, 20)
+    ov = overlap_matrix(torch.stack([half, far]), torch.stack([whole]))
+    assert ov.shape == (2, 1) and float(ov[0, 0]) == 1.0 and float(ov[1, 0]) == 0.0
+    assert overlap_matrix(torch.zeros(0, 32, 32, dtype=torch.bool), whole[None]).shape == (0, 1)

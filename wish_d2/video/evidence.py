@@ -19,6 +19,10 @@ track) adds no support: its average decays by ``1 - alpha``. So a firmly held ob
 (its mask is carried, ``predictor.TemporalParams.carry_frames``), while a fresh track that continues the object under
 a new identity wins as soon as its evidence beats the decayed one. A new track starts from its first ``q``.
 
+With ``averaged_input`` the caller has already averaged the evidence (``predictor.TemporalDecoder`` with
+``propagate="overlap"`` averages per proposal, through overlaps); it then replaces a track's average, and ``alpha``
+only decays the live tracks unseen this frame.
+
 ``alpha = 1, margin = 0`` is exactly the per-frame rule. Causal and bounded: the state is one number per live
 track of the linker, whose window is bounded (``linking.ObjectLinker.max_age``).
 """

@@ -92,6 +92,7 @@ class TemporalDecoder:
         if p.propagate not in ("track", "overlap"):
             raise ValueError(f"TemporalParams.propagate must be 'track' or 'overlap', got {p.propagate!r}")
         self.prev_small, self.prev_avg = None, None  # "overlap": last frame's small masks and averaged evidence
+        self._small = None  # this frame's small masks (link())
         if p.smoother == "evidence":
             self.smoothers = [EvidenceFilter(self.theta, p.alpha, p.margin, averaged_input=p.propagate == "overlap")
                               for _ in range(2)]
@@ -113,9 +114,10 @@ class TemporalDecoder:
         return ids, masks
 
     def _overlap_average(self, q: torch.Tensor) -> torch.Tensor:
-        """``[N, 2]`` averaged evidence of this frame's proposals: ``(1 - alpha) prior + alpha q``, where a proposal's
-        prior is the best average among the previous frame's proposals it continues: those that overlap it by at
-        least ``min_overlap`` of the smaller mask (``linking.overlap_matrix``; a split or merge still continues)."""
+        """``[N, 2]`` averaged evidence of this frame's proposals: ``(1 - alpha) prior + alpha q``. A proposal's prior
+        is the largest average among the previous frame's proposals, each weighted by its overlap with the proposal
+        (``linking.overlap_matrix``: a split or merge of one object overlaps fully); with ``min_overlap > 0`` the
+        weight is 1 from that overlap on and 0 below."""
         small, a = self._small, self.params.alpha
         if self.prev_small is None or len(self.prev_small) == 0 or len(small) == 0 \
                 or small.shape[-2:] != self.prev_small.shape[-2:]:
