@@ -6,7 +6,7 @@
 Writes OUTPUT/video_results.json ({"per_frame", "temporal": {E-mIoU, IoU_left, IoU_right, IoU_both,
 switches_per_min}, "timing_noise": {"0s", "1s", "2s"}, "validation", "conditions", "calibration", "runs", "setup"};
 test numbers are means over the training seeds) and OUTPUT/results.md. Designed for two CPU cores: synthetic
-160x160 videos, the tiny random-init ViT, short training; the defaults take about 10 minutes.
+160x160 videos, the tiny random-init ViT, short training; the defaults take under 10 minutes (docs/VIDEO.md §7).
 """
 import argparse
 import logging

@@ -48,7 +48,7 @@ NOISE_LEVELS = (0.0, 1.0, 2.0)
 
 
 class BenchmarkSize:
-    """Split sizes, training length and seeds: the defaults run in about 10 minutes on two idle CPU cores."""
+    """Split sizes, training length and seeds: the defaults run in under 10 minutes on two CPU cores."""
 
     def __init__(self, train_videos=12, val_videos=8, test_videos=8, annotate_every=2, stage1_iters=500,
                  stage2_iters=300, seed=0, params: VideoParams = VideoParams(), window_noise_s=1.0,
