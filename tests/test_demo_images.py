@@ -1,4 +1,4 @@
-"""The demo's image reader (wish_d2.demo.image_io.read_image_rgb) and what the demo does with hard images: 16-bit,
+"""The demo's image reader (wish_d2.data.image_io.read_image_rgb) and what the demo does with hard images: 16-bit,
 palette, gray, alpha and EXIF-rotated files become the right 8-bit RGB; corrupt, truncated and decompression-bomb
 files are named, counted and skipped."""
 import json
@@ -16,7 +16,7 @@ import wish_d2  # noqa: F401
 from detectron2.structures import Instances
 
 from wish_d2.demo import ImageReadError, read_image_rgb
-from wish_d2.demo.image_io import to_uint8_rgb
+from wish_d2.data.image_io import to_uint8_rgb
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "wish_synthetic.yaml")
@@ -191,3 +191,26 @@ def test_demo_shows_16bit_png_and_skips_bad_files(tmp_path, capsys):
     assert abs(shown.mean() - values.mean() / 257) < 3 and shown.mean() < 200
     overlay = cv2.imread(str(out / "overlays" / "a_gray16.png"))
     assert overlay.mean() < 200
+
+
+def test_training_mapper_reads_16bit_frames_like_the_demo(tmp_path):
+    """Extraction and training read frames through the same reader: a 16-bit frame is scaled, not clipped white,
+    and an 8-bit frame is read exactly as Detectron2 reads it."""
+    from detectron2.data.detection_utils import read_image
+
+    from wish_d2.data.mappers import read_rgb
+
+    path16 = str(tmp_path / "g16.png")
+    assert cv2.imwrite(path16, _gray16())
+    image = read_rgb(path16)
+    assert image.dtype == torch.uint8 and image.shape == (3, 48, 64)
+    assert abs(float(image.float().mean()) - 77.8) < 1.0
+    path8 = str(tmp_path / "c8.png")
+    rgb8 = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert cv2.imwrite(path8, rgb8)
+    assert np.array_equal(read_rgb(path8).permute(1, 2, 0).numpy(), read_image(path8, format="RGB"))
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        read_rgb(str(tmp_path / "missing.png"))
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    with pytest.raises(ValueError, match="bad.png"):
+        read_rgb(str(tmp_path / "bad.png"))

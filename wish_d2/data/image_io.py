@@ -1,4 +1,5 @@
-"""Reading one image file for the demo: any common PNG/JPEG/TIFF flavour in, RGB ``uint8 [H, W, 3]`` out.
+"""Reading one image file: any common PNG/JPEG/TIFF flavour in, RGB ``uint8 [H, W, 3]`` out (training, extraction
+and the demo alike).
 
 Detectron2's ``read_image(path, "RGB")`` applies EXIF orientation but converts with Pillow's ``convert("RGB")``, which
 clips 16-bit samples at 255, so a 16-bit PNG comes out almost white. Here the samples are rescaled to 8 bits first.

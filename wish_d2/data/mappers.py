@@ -12,19 +12,21 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 from detectron2.config import configurable
-from detectron2.data import detection_utils as utils
+
+from .image_io import ImageReadError, read_image_rgb
 
 logger = logging.getLogger(__name__)
 
 
 def read_rgb(file_name: str) -> torch.Tensor:
-    """Frame -> uint8 [3, H, W] RGB; an unreadable file raises an error that names it."""
+    """Frame -> uint8 [3, H, W] RGB, 16-bit frames rescaled rather than clipped (:mod:`.image_io`); an unreadable
+    file raises an error that names it."""
     try:
-        image = utils.read_image(file_name, format="RGB")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"Image not found: {file_name}") from None
-    except Exception as e:
-        raise ValueError(f"Cannot read image {file_name}: {type(e).__name__}: {e}") from e
+        image = read_image_rgb(file_name)
+    except ImageReadError as e:
+        if e.reason == "file not found":
+            raise FileNotFoundError(f"Image not found: {file_name}") from None
+        raise ValueError(f"Cannot read image {file_name}: {e.reason}") from e
     return torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 

@@ -25,7 +25,7 @@ from wish_d2.utils.visualize import (CLASS_NAMES, auto_scale, draw_ground_truth,
 from .console import say
 from .dataset_index import DatasetIndex
 from .frame_metrics import per_image_metrics
-from .image_io import ImageReadError, read_image_rgb
+from ..data.image_io import ImageReadError, read_image_rgb
 from .output_dir import DemoOutputDir
 from .video import iter_video, video_info
 
