@@ -36,6 +36,10 @@ def main(argv=None):
                    help="one WISH training per seed and noise level; test numbers are the mean over the seeds")
     p.add_argument("--smoother", choices=("evidence", "hmm"), default="evidence",
                    help="temporal smoother: averaged track evidence + hysteresis, or the switch-price HMM")
+    p.add_argument("--all-pairs", action="store_true",
+                   help="Stage 1 may explain narrations through non-touching pairs too (the frame benchmark's setting)")
+    p.add_argument("--both-rule", action="store_true",
+                   help="apply the frame benchmark's both-hands rule to pseudo-labels and inference")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     args = p.parse_args(argv)
 
@@ -53,7 +57,8 @@ def main(argv=None):
     logging.getLogger("wish_d2").setLevel(logging.INFO)
     size = BenchmarkSize(args.train_videos, args.val_videos, args.test_videos, stage1_iters=args.stage1_iters,
                          stage2_iters=args.stage2_iters, params=VideoParams(seconds=args.seconds),
-                         window_noise_s=args.window_noise, train_seeds=args.train_seeds, smoother=args.smoother)
+                         window_noise_s=args.window_noise, train_seeds=args.train_seeds, smoother=args.smoother,
+                         touching_pairs_only=not args.all_pairs, both_rule=args.both_rule)
     results = run_video_benchmark(args.output_dir, args.config_file, size)
     from wish_d2.video.benchmark import results_markdown
 

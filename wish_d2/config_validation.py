@@ -151,6 +151,7 @@ def validate_wish_config(cfg) -> None:
 
     c.positive(p + "STAGE1.TEMPERATURE")
     c.choice(p + "STAGE1.PAIR_VISUAL", PAIR_VISUALS)
+    c.boolean(p + "STAGE1.TOUCHING_PAIRS_ONLY")
     for s in ("STAGE1", "STAGE2"):
         c.nonneg_int(f"{p}{s}.MAX_ITER")
         c.positive(f"{p}{s}.BASE_LR")

@@ -48,19 +48,23 @@ def image_narration_scores(
     p: torch.Tensor,
     phrase_valid: torch.Tensor,
     temperature: float,
+    pair_valid: torch.Tensor = None,
 ):
     """``S[a, b] = mean_{valid j of b} max_{valid i, present s of a} s_{i,j,s}`` (docs/METHOD.md §7).
 
     Args:
         w: ``[B, N, 2, E]`` pair embeddings; obj_valid ``[B, N]``; hand_present ``[B, 2]``.
         p: ``[B, M, 2, E]`` phrase embeddings per side; phrase_valid ``[B, M]``.
+        pair_valid: optional ``[B, N, 2]`` bool: only these (object, hand) pairs may explain a narration
+            (``MODEL.WISH.STAGE1.TOUCHING_PAIRS_ONLY``); ``None`` = every valid object with every present hand.
     Returns:
         ``S [B, B]``, finite everywhere. Entries involving an image without any (object, hand) pair or a narration
         without phrases are meaningless: drop them with ``image_narration_valid`` before the loss.
     """
     B, N = w.shape[:2]
     M = p.shape[1]
-    pair_valid = obj_valid.bool()[:, :, None] & hand_present.bool()[:, None, :]  # [B, N, 2]
+    pairs = obj_valid.bool()[:, :, None] & hand_present.bool()[:, None, :]  # [B, N, 2]
+    pair_valid = pairs if pair_valid is None else pairs & pair_valid.bool()
     pv = phrase_valid.bool()
     if N == 0 or M == 0:
         best = w.new_full((B, B, M), NEG) + _zero(w) + _zero(p)
@@ -72,9 +76,15 @@ def image_narration_scores(
     return best.sum(-1) / pv.sum(-1).clamp_min(1).to(best.dtype)[None, :]
 
 
-def image_narration_valid(obj_valid: torch.Tensor, hand_present: torch.Tensor, phrase_valid: torch.Tensor):
-    """``[B]`` bool: image b has a valid object AND a present hand, and narration b has a valid phrase."""
-    return obj_valid.bool().any(dim=1) & hand_present.bool().any(dim=1) & phrase_valid.bool().any(dim=1)
+def image_narration_valid(obj_valid: torch.Tensor, hand_present: torch.Tensor, phrase_valid: torch.Tensor,
+                          pair_valid: torch.Tensor = None):
+    """``[B]`` bool: image b has a valid object AND a present hand (with ``pair_valid [B, N, 2]``: a valid pair),
+    and narration b has a valid phrase."""
+    valid = obj_valid.bool().any(dim=1) & hand_present.bool().any(dim=1) & phrase_valid.bool().any(dim=1)
+    if pair_valid is not None:
+        pairs = obj_valid.bool()[:, :, None] & hand_present.bool()[:, None, :] & pair_valid.bool()
+        valid = valid & pairs.flatten(1).any(dim=1)
+    return valid
 
 
 def symmetric_info_nce(S: torch.Tensor, valid: torch.Tensor = None, weights: torch.Tensor = None) -> torch.Tensor:

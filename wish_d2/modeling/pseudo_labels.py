@@ -60,6 +60,7 @@ def pseudo_labels_batched(
 
     Args:
         scores: ``[B, N, M, 2]`` = s_{i,j,s} (e.g. ``losses.own_narration_scores``).
+            Pairs scored ``NEG`` (``losses.NEG``) are not candidates.
         hand_present: ``[B, 2]`` bool.
         threshold: accept a hand's best pair if its score >= threshold.
         obj_valid: ``[B, N]`` bool (default all valid); phrase_valid: ``[B, M]`` bool (default all valid).
@@ -82,6 +83,7 @@ def pseudo_labels_batched(
     phrase = per_obj_phrase.gather(1, cand[:, None, :]).squeeze(1)
 
     has = present & obj_valid.any(dim=1)[:, None] & phrase_valid.any(dim=1)[:, None]
+    has = has & (score > NEG / 2)  # a hand whose every pair was masked out (scores at NEG) has no candidate
     score = torch.where(has, score, torch.full_like(score, NEG))
     accept = has & (score >= threshold)
     extra = torch.zeros_like(accept)

@@ -16,7 +16,7 @@ from .baselines import clip_zero_shot_scores, nearest_to_hand_scores, open_vocab
 from .geometry import GEOMETRY_DIM
 from .heads import AlignmentHead, ContactMatchingHeads
 from .inference import select_in_hand
-from .losses import (contact_loss, image_narration_scores, image_narration_valid, matching_loss, pair_scores,
+from .losses import (NEG, contact_loss, image_narration_scores, image_narration_valid, matching_loss, pair_scores,
                      symmetric_info_nce)
 from .pseudo_labels import assign_pseudo_labels
 
@@ -33,7 +33,7 @@ class WISHROIHeads(nn.Module):
                  supervision: str = "pseudo", method: str = "wish", fusion: str = "product",
                  temperature: float = 0.07, loss_weights: Optional[Dict[str, float]] = None,
                  pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True,
-                 match_null: bool = False):
+                 match_null: bool = False, touching_pairs_only: bool = False):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"MODEL.WISH.METHOD={method!r} is not one of {METHODS}")
@@ -50,6 +50,7 @@ class WISHROIHeads(nn.Module):
         self.temperature = temperature
         self.both_rule = both_rule
         self.match_null = match_null  # matching softmax has a "no object" option (losses.matching_loss)
+        self.touching_pairs_only = touching_pairs_only  # Stage 1: only touching pairs explain a narration
         # Loss terms without a positive weight are dropped, so ablations are a config change.
         self.loss_weights = {k: v for k, v in (loss_weights or {"align": 1, "contact": 1, "match": 1}).items()
                              if v > 0}
@@ -79,6 +80,7 @@ class WISHROIHeads(nn.Module):
             "contact_threshold": w.INFERENCE.CONTACT_THRESHOLD,
             "both_rule": w.PSEUDO.BOTH_RULE,
             "match_null": w.STAGE2.MATCH_NULL,
+            "touching_pairs_only": w.STAGE1.TOUCHING_PAIRS_ONLY,
         }
 
     def set_trainable(self, stage: str) -> None:
@@ -117,13 +119,24 @@ class WISHROIHeads(nn.Module):
             _log_scalar("stage2/positive_hands", float(has.float().mean()))
         return losses
 
+    def stage1_pairs(self, batch) -> Optional[torch.Tensor]:
+        """``[B, N, 2]`` bool: the pairs Stage 1 may use, or ``None`` for all. With ``touching_pairs_only``, the
+        pairs whose contact zone is not empty (the object reaches into the dilated hand: geometry feature
+        ``near_hand_frac_of_obj > 0``, the zone's own dilation). WHY: an empty zone pools to the CLS-only
+        embedding, a whole-frame descriptor; in videos the whole frame predicts the narration (same scene, the arm
+        reaching for the named object), so Stage 1 can fit narrations through objects the hand never touches
+        (docs/VIDEO.md section 6)."""
+        return batch["geom"][..., 0] > 0 if self.touching_pairs_only else None
+
     def alignment_loss(self, batch) -> torch.Tensor:
         w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))
         p = self.alignment.forward_text(batch["text"])
+        pairs = self.stage1_pairs(batch)
         S = image_narration_scores(w, batch["obj_valid"], batch["hand_present"], p, batch["phrase_valid"],
-                                   self.temperature)
+                                   self.temperature, pairs)
         return symmetric_info_nce(S, image_narration_valid(batch["obj_valid"], batch["hand_present"],
-                                                         batch["phrase_valid"]), batch.get("narration_weight"))
+                                                         batch["phrase_valid"], pairs),
+                                  batch.get("narration_weight"))
 
     # ---- pseudo-labels -------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -131,7 +144,9 @@ class WISHROIHeads(nn.Module):
         """``s_{i,j,s}`` of each image against its own narration: ``[B, N, M, 2]``."""
         w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))
         p = self.alignment.forward_text(batch["text"])
-        return pair_scores(w, p, self.temperature)
+        s = pair_scores(w, p, self.temperature)
+        pairs = self.stage1_pairs(batch)
+        return s if pairs is None else s.masked_fill(~pairs[:, :, None, :], NEG)  # NEG: no candidate
 
     @torch.no_grad()
     def pseudo_label(self, batch, threshold: Optional[float] = None) -> List:

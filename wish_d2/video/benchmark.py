@@ -52,7 +52,8 @@ class BenchmarkSize:
 
     def __init__(self, train_videos=12, val_videos=8, test_videos=8, annotate_every=2, stage1_iters=500,
                  stage2_iters=300, seed=0, params: VideoParams = VideoParams(), window_noise_s=1.0,
-                 train_seeds: Sequence[int] = (0, 1), smoother: str = "evidence"):
+                 train_seeds: Sequence[int] = (0, 1), smoother: str = "evidence", touching_pairs_only: bool = True,
+                 both_rule: bool = False):
         self.train_videos, self.val_videos, self.test_videos = train_videos, val_videos, test_videos
         self.annotate_every = annotate_every
         self.stage1_iters, self.stage2_iters = stage1_iters, stage2_iters
@@ -64,6 +65,12 @@ class BenchmarkSize:
         if smoother not in SMOOTHER_GRIDS:
             raise ValueError(f"smoother must be one of {sorted(SMOOTHER_GRIDS)}, got {smoother!r}")
         self.smoother = smoother
+        # Stage 1 explains narrations through touching pairs only (MODEL.WISH.STAGE1.TOUCHING_PAIRS_ONLY): in videos
+        # the whole frame predicts the narration, and a pair without contact carries the whole frame
+        self.touching_pairs_only = bool(touching_pairs_only)
+        # the both-hands rule of pseudo-labels and inference (MODEL.WISH.PSEUDO.BOTH_RULE): off, because in videos
+        # the idle hand's best guess is usually the object the other hand holds (docs/VIDEO.md section 6)
+        self.both_rule = bool(both_rule)
 
 
 def register_video_split(name: str, folder: str, noise_s: float, weight_noise_s: float = None) -> None:
@@ -101,6 +108,8 @@ def _cfg(config_file: str, out: str, size: BenchmarkSize, train_seed: int):
         "MODEL.WISH.STAGE1.MAX_ITER", str(size.stage1_iters), "MODEL.WISH.STAGE2.MAX_ITER", str(size.stage2_iters),
         "MODEL.WISH.CACHE.DIR", os.path.join(out, "cache"), "MODEL.WISH.HANDS.SOURCE", "dataset",
         "DATALOADER.NUM_WORKERS", "0", "SEED", str(train_seed), "OUTPUT_DIR", out,
+        "MODEL.WISH.STAGE1.TOUCHING_PAIRS_ONLY", str(size.touching_pairs_only),
+        "MODEL.WISH.PSEUDO.BOTH_RULE", str(size.both_rule),
     ])
     return cfg
 
@@ -307,6 +316,7 @@ def run_video_benchmark(output_dir: str, config_file: str, size: BenchmarkSize =
                         "image_size": list(size.params.image_size), "annotate_every": size.annotate_every,
                         "stage1_iters": size.stage1_iters, "stage2_iters": size.stage2_iters,
                         "train_seeds": list(size.train_seeds), "smoother": size.smoother,
+                        "touching_pairs_only": size.touching_pairs_only, "both_rule": size.both_rule,
                         "window_noise_s": size.window_noise_s, "config": config_file,
                         "torch_threads": torch.get_num_threads(), "data_s": round(t_data, 1),
                         "total_s": round(time.perf_counter() - t_start, 1)}
