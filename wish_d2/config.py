@@ -84,7 +84,7 @@ def add_wish_config(cfg: CN) -> None:
     W.STAGE1.BASE_LR = 1e-3  # AdamW learning rate of Stage 1
     W.STAGE1.IMS_PER_BATCH = 32  # images (= narrations) per InfoNCE batch
     W.STAGE1.PAIR_VISUAL = "contact"  # Stage 1 visual features: "contact" zone only, or "all" (+ object, hand)
-    W.STAGE1.TOUCHING_PAIRS_ONLY = False  # Stage 1 loss and pseudo-labels use only pairs whose contact zone is not empty
+    W.STAGE1.TOUCHING_PAIRS_ONLY = False  # Stage 1 loss + pseudo-labels use only pairs with a non-empty contact zone
 
     W.CALIBRATION = "val_labels"  # thresholds < 0: "val_labels" grid search on val masks, "label_free" Otsu on scores
     W.PSEUDO = CN()

@@ -1,6 +1,7 @@
 """The video benchmark behind ``tools/video_benchmark.py`` (docs/VIDEO.md): synthetic egocentric videos in the real
 formats, WISH trained on sparse frames with EPIC-style narrations at timing noise 0, 1 and 2 s (narration-window
-weighting on), then per-frame against temporal inference on dense test videos.
+weighting on; Stage 1 on touching pairs only and no both-hands rule, docs/VIDEO.md section 2), then per-frame
+against temporal inference on dense test videos.
 
 Every number is the mean over the training seeds (``BenchmarkSize.train_seeds``): with a small random-init model,
 one training run's test E-mIoU moves by several points from seed to seed. The temporal settings are chosen on the
