@@ -63,8 +63,7 @@ def image_narration_scores(
     """
     B, N = w.shape[:2]
     M = p.shape[1]
-    pairs = obj_valid.bool()[:, :, None] & hand_present.bool()[:, None, :]  # [B, N, 2]
-    pair_valid = pairs if pair_valid is None else pairs & pair_valid.bool()
+    pair_valid = _usable_pairs(obj_valid, hand_present, pair_valid)  # [B, N, 2]
     pv = phrase_valid.bool()
     if N == 0 or M == 0:
         best = w.new_full((B, B, M), NEG) + _zero(w) + _zero(p)
@@ -80,11 +79,13 @@ def image_narration_valid(obj_valid: torch.Tensor, hand_present: torch.Tensor, p
                           pair_valid: torch.Tensor = None):
     """``[B]`` bool: image b has a valid object AND a present hand (with ``pair_valid [B, N, 2]``: a valid pair),
     and narration b has a valid phrase."""
-    valid = obj_valid.bool().any(dim=1) & hand_present.bool().any(dim=1) & phrase_valid.bool().any(dim=1)
-    if pair_valid is not None:
-        pairs = obj_valid.bool()[:, :, None] & hand_present.bool()[:, None, :] & pair_valid.bool()
-        valid = valid & pairs.flatten(1).any(dim=1)
-    return valid
+    return _usable_pairs(obj_valid, hand_present, pair_valid).flatten(1).any(dim=1) & phrase_valid.bool().any(dim=1)
+
+
+def _usable_pairs(obj_valid: torch.Tensor, hand_present: torch.Tensor, pair_valid: torch.Tensor = None):
+    """``[B, N, 2]`` bool: valid object with present hand, restricted to ``pair_valid`` when given."""
+    pairs = obj_valid.bool()[:, :, None] & hand_present.bool()[:, None, :]
+    return pairs if pair_valid is None else pairs & pair_valid.bool()
 
 
 def symmetric_info_nce(S: torch.Tensor, valid: torch.Tensor = None, weights: torch.Tensor = None) -> torch.Tensor:

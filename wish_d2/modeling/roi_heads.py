@@ -125,7 +125,7 @@ class WISHROIHeads(nn.Module):
         ``near_hand_frac_of_obj > 0``, the zone's own dilation). WHY: an empty zone pools to the CLS-only
         embedding, a whole-frame descriptor; in videos the whole frame predicts the narration (same scene, the arm
         reaching for the named object), so Stage 1 can fit narrations through objects the hand never touches
-        (docs/VIDEO.md section 6)."""
+        (docs/VIDEO.md sections 2 and 7)."""
         return batch["geom"][..., 0] > 0 if self.touching_pairs_only else None
 
     def alignment_loss(self, batch) -> torch.Tensor:

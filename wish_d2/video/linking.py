@@ -32,13 +32,18 @@ def shrink_masks(masks: torch.Tensor, side: int = LINK_SIDE) -> torch.Tensor:
     return F.interpolate(masks[:, None].float(), size=size, mode="area")[:, 0] >= 0.5
 
 
+def _intersections(a: torch.Tensor, b: torch.Tensor):
+    """``(|a_i & b_j| [N, M], |a_i| [N, 1], |b_j| [1, M])`` of binary masks ``a [N, h, w]`` and ``b [M, h, w]``."""
+    fa, fb = a.flatten(1).float(), b.flatten(1).float()
+    return fa @ fb.t(), fa.sum(1)[:, None], fb.sum(1)[None, :]
+
+
 def mask_iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IoU of every mask of ``a [N, h, w]`` with every mask of ``b [M, h, w]``: ``[N, M]`` (0 where both empty)."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         return torch.zeros((a.shape[0], b.shape[0]))
-    fa, fb = a.flatten(1).float(), b.flatten(1).float()
-    inter = fa @ fb.t()
-    union = fa.sum(1)[:, None] + fb.sum(1)[None, :] - inter
+    inter, area_a, area_b = _intersections(a, b)
+    union = area_a + area_b - inter
     return torch.where(union > 0, inter / union.clamp_min(1), torch.zeros_like(inter))
 
 
@@ -47,9 +52,8 @@ def overlap_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     other (a segmenter's split or merge of one object), 0 for disjoint or empty masks. ``[N, M]``."""
     if a.shape[0] == 0 or b.shape[0] == 0:
         return torch.zeros((a.shape[0], b.shape[0]))
-    fa, fb = a.flatten(1).float(), b.flatten(1).float()
-    inter = fa @ fb.t()
-    smaller = torch.minimum(fa.sum(1)[:, None], fb.sum(1)[None, :])
+    inter, area_a, area_b = _intersections(a, b)
+    smaller = torch.minimum(area_a, area_b)
     return torch.where(smaller > 0, inter / smaller.clamp_min(1), torch.zeros_like(inter))
 
 
