@@ -11,6 +11,7 @@ setup: $(STAMP)
 
 # Re-runs only when the dependency declarations change; a second `make setup` is a no-op.
 $(STAMP): setup.py tools/install_detectron2.sh Makefile
+	@test -x $(PY) || bash tools/check_disk.sh . 6  # a fresh venv needs ~6 GB
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q "pip==23.2.1" "setuptools<81" wheel  # newer pip rejects the Detectron2 sdist metadata
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
