@@ -1,4 +1,4 @@
-"""TemporalDecoder on hand-made frames, with either smoother: a held object that moves keeps being selected through
+"""TemporalDecoder on hand-made frames, with each smoother: a held object that moves keeps being selected through
 one-frame score dropouts and a one-frame segmenter miss (its last mask is reused), a handover passes through one
 "both" instance, the per-frame settings (alpha 1 + margin 0; p_switch 0.5) give the per-frame selections, and a
 track unseen for longer than the carried masks last is no longer held."""
@@ -49,11 +49,14 @@ def _frames():
     return out
 
 
-SMOOTHERS = [TemporalParams(smoother="evidence", alpha=0.5, margin=0.1), TemporalParams(smoother="hmm", p_switch=0.05)]
+SMOOTHERS = [TemporalParams(smoother="contact", alpha=0.5, margin=0.1),
+             TemporalParams(smoother="evidence", alpha=0.5, margin=0.1), TemporalParams(smoother="hmm", p_switch=0.05)]
 # bridging a dropout and, three frames later, a segmenter miss needs a longer memory than alpha 0.5
 # (the "overlap" propagation does not bridge this case: the moving cup's evidence shrinks with its overlap)
 BRIDGING = [TemporalParams(smoother="evidence", alpha=0.35, margin=0.2), TemporalParams(smoother="hmm", p_switch=0.05)]
-PER_FRAME = [TemporalParams(smoother="evidence", alpha=1.0, margin=0.0), TemporalParams(smoother="hmm", p_switch=0.5)]
+PER_FRAME = [TemporalParams(smoother="contact", alpha=1.0, margin=0.0),
+             TemporalParams(smoother="evidence", alpha=1.0, margin=0.0), TemporalParams(smoother="hmm", p_switch=0.5)]
+IDS3 = ["contact", "evidence", "hmm"]
 
 
 @pytest.mark.parametrize("params", BRIDGING, ids=["evidence", "hmm"])
@@ -68,7 +71,7 @@ def test_hold_survives_score_dropout_and_segmenter_miss(params):
     assert classes == [[0]] * 12
 
 
-@pytest.mark.parametrize("params", PER_FRAME, ids=["evidence", "hmm"])
+@pytest.mark.parametrize("params", PER_FRAME, ids=IDS3)
 def test_per_frame_rule_without_smoothing(params):
     dec = TemporalDecoder(0.5, params)
     for t, (rec, (c, a)) in enumerate(_frames()):
@@ -79,7 +82,7 @@ def test_per_frame_rule_without_smoothing(params):
         assert got == want
 
 
-@pytest.mark.parametrize("params", SMOOTHERS, ids=["evidence", "hmm"])
+@pytest.mark.parametrize("params", SMOOTHERS, ids=IDS3)
 def test_handover_goes_through_both(params):
     dec = TemporalDecoder(0.5, params)
     plan = [(0, None)] * 4 + [(0, 0)] * 5 + [(None, 0)] * 5
@@ -100,6 +103,29 @@ def test_track_unseen_longer_than_the_carried_masks_is_let_go():
     states = [dec.step(_record([box], [E_BOX]), *_logits(1, [None, None]))["states"][0] for _ in range(4)]
     assert states[0] != 0  # bridged (its last mask is carried)
     assert states[2:] == [0, 0]  # after carry_frames the cup's track is no longer holdable
+
+
+def test_contact_smoother_bridges_the_contact_state_and_picks_the_object_per_frame():
+    # without the both-hands rule: in the dropout frame the free right hand's best guess is the left hand's pick
+    dec = TemporalDecoder(0.5, TemporalParams(smoother="contact", alpha=0.35, margin=0.2), both_rule=False)
+    held = []
+    for t, (rec, (c, a)) in enumerate(_frames()):
+        out = dec.step(rec, c, a)
+        assert [k for _, k, _ in out["selection"]] == [0]  # the left hand holds in every frame, dropout included
+        best = int(hand_probabilities(c, a)[:, 0].argmax())
+        assert out["states"][0] == out["track_ids"][best]  # ... and holds this frame's best proposal
+        held.append(out["states"][0])
+    assert held[4] != held[3]  # in the dropout frame the best proposal is the box: no object is made sticky
+
+
+def test_contact_smoother_carries_the_held_mask_over_a_frame_without_proposals():
+    dec = TemporalDecoder(0.5, TemporalParams(smoother="contact", alpha=0.35, margin=0.2, carry_frames=1))
+    for _ in range(4):
+        held = dec.step(_record([_box(5, 10)], [E_CUP]), *_logits(1, [0, None]))["states"][0]
+    empty = _record([], [])
+    out = dec.step(empty, torch.zeros(0, 2), torch.zeros(0, 2))
+    assert out["states"][0] == held and bool(out["selection"][0][0][10:20, 5:15].all())
+    assert dec.step(empty, torch.zeros(0, 2), torch.zeros(0, 2))["states"][0] == 0  # past carry_frames
 
 
 def test_unknown_smoother_raises():

@@ -34,8 +34,10 @@ def main(argv=None):
                    help="boundary noise (s) the Stage 1 narration-window weights assume; 0 = no weighting")
     p.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1],
                    help="one WISH training per seed and noise level; test numbers are the mean over the seeds")
-    p.add_argument("--smoother", choices=("evidence", "hmm"), default="evidence",
-                   help="temporal smoother: averaged track evidence + hysteresis, or the switch-price HMM")
+    p.add_argument("--smoother", choices=("contact", "evidence", "hmm"), default="contact",
+                   help="temporal smoother: the hand's contact state (object chosen per frame), averaged track "
+                        "evidence + hysteresis, or the switch-price HMM")
+    p.add_argument("--video-seed", type=int, default=0, help="seed of the generated videos (all three splits)")
     p.add_argument("--all-pairs", action="store_true",
                    help="Stage 1 may explain narrations through non-touching pairs too (the frame benchmark's setting)")
     p.add_argument("--both-rule", action="store_true",
@@ -55,7 +57,8 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     setup_logger(output=os.path.join(args.output_dir, "log.txt"), name="wish_d2")
     logging.getLogger("wish_d2").setLevel(logging.INFO)
-    size = BenchmarkSize(args.train_videos, args.val_videos, args.test_videos, stage1_iters=args.stage1_iters,
+    size = BenchmarkSize(args.train_videos, args.val_videos, args.test_videos, seed=args.video_seed,
+                         stage1_iters=args.stage1_iters,
                          stage2_iters=args.stage2_iters, params=VideoParams(seconds=args.seconds),
                          window_noise_s=args.window_noise, train_seeds=args.train_seeds, smoother=args.smoother,
                          touching_pairs_only=not args.all_pairs, both_rule=args.both_rule)

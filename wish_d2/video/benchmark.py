@@ -36,12 +36,16 @@ __all__ = ["BenchmarkSize", "register_video_split", "SplitTruth", "calibrate_tem
            "results_markdown"]
 
 METRIC_KEYS = ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "switches_per_min")
-# the smoothers' validation grids; alpha 1 + margin 0 (evidence) and p_switch 0.5 (hmm) are the per-frame rule
+# the smoothers' validation grids; alpha 1 + margin 0 + motion_weight 0 (contact, evidence) and p_switch 0.5 (hmm)
+# are the per-frame rule; co-motion (motion_weight, motion_memory) is searched with the contact smoother only
+CONTACT_SMOOTHING = ((1.0, 0.0), (0.5, 0.0), (0.5, 0.1), (0.3, 0.0), (0.3, 0.1), (0.2, 0.0), (0.2, 0.1))
 SMOOTHER_GRIDS = {
-    "evidence": ({"propagate": "track", "alpha": 1.0, "margin": 0.0},) + tuple(
-        {"propagate": p, "alpha": a, "margin": m} for p in ("track", "overlap")
+    "contact": tuple({"alpha": a, "margin": m, "motion_weight": w, "motion_memory": mem}
+                     for w, mem in ((0.0, 0.0), (2.0, 0.5), (2.0, 0.8)) for a, m in CONTACT_SMOOTHING),
+    "evidence": ({"propagate": "track", "alpha": 1.0, "margin": 0.0, "motion_weight": 0.0},) + tuple(
+        {"propagate": p, "alpha": a, "margin": m, "motion_weight": 0.0} for p in ("track", "overlap")
         for a, m in ((0.7, 0.1), (0.5, 0.0), (0.5, 0.1), (0.35, 0.1))),
-    "hmm": tuple({"p_switch": p} for p in (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)),
+    "hmm": tuple({"p_switch": p, "motion_weight": 0.0} for p in (0.5, 0.2, 0.1, 0.05, 0.02, 0.01)),
 }
 THETA_SCALE_GRID = (0.8, 1.0, 1.25)
 SWITCH_RATIO = 0.5  # the chosen setting must at least halve the per-frame rule's spurious switches on validation
@@ -53,7 +57,7 @@ class BenchmarkSize:
 
     def __init__(self, train_videos=12, val_videos=8, test_videos=8, annotate_every=2, stage1_iters=500,
                  stage2_iters=300, seed=0, params: VideoParams = VideoParams(), window_noise_s=1.0,
-                 train_seeds: Sequence[int] = (0, 1), smoother: str = "evidence", touching_pairs_only: bool = True,
+                 train_seeds: Sequence[int] = (0, 1), smoother: str = "contact", touching_pairs_only: bool = True,
                  both_rule: bool = False):
         self.train_videos, self.val_videos, self.test_videos = train_videos, val_videos, test_videos
         self.annotate_every = annotate_every
@@ -316,7 +320,7 @@ def run_video_benchmark(output_dir: str, config_file: str, size: BenchmarkSize =
                         "test_videos": size.test_videos, "seconds": size.params.seconds, "fps": fps,
                         "image_size": list(size.params.image_size), "annotate_every": size.annotate_every,
                         "stage1_iters": size.stage1_iters, "stage2_iters": size.stage2_iters,
-                        "train_seeds": list(size.train_seeds), "smoother": size.smoother,
+                        "train_seeds": list(size.train_seeds), "video_seed": size.seed, "smoother": size.smoother,
                         "touching_pairs_only": size.touching_pairs_only, "both_rule": size.both_rule,
                         "window_noise_s": size.window_noise_s, "config": config_file,
                         "torch_threads": torch.get_num_threads(), "data_s": round(t_data, 1),

@@ -20,16 +20,18 @@ __all__ = ["LINK_SIDE", "mask_iou_matrix", "overlap_matrix", "shrink_masks", "Tr
 LINK_SIDE = 64  # masks are area-averaged to at most this long side before IoUs: cost independent of frame size
 
 
-def shrink_masks(masks: torch.Tensor, side: int = LINK_SIDE) -> torch.Tensor:
-    """``[N, H, W]`` bool -> ``[N, h, w]`` bool at most ``side`` long (area average >= 0.5), unchanged if smaller."""
+def shrink_masks(masks: torch.Tensor, side: int = LINK_SIDE, soft: bool = False) -> torch.Tensor:
+    """``[N, H, W]`` bool -> ``[N, h, w]`` bool at most ``side`` long (area average >= 0.5), unchanged if smaller;
+    with ``soft`` the area averages themselves (float), which keep a thin object's centroid."""
     if masks.dim() != 3:
         raise ValueError(f"masks must be [N, H, W], got {tuple(masks.shape)}")
     H, W = masks.shape[-2:]
     scale = side / max(H, W)
     if scale >= 1 or masks.shape[0] == 0:
-        return masks.bool()
+        return masks.float() if soft else masks.bool()
     size = (max(1, round(H * scale)), max(1, round(W * scale)))
-    return F.interpolate(masks[:, None].float(), size=size, mode="area")[:, 0] >= 0.5
+    occupancy = F.interpolate(masks[:, None].float(), size=size, mode="area")[:, 0]
+    return occupancy if soft else occupancy >= 0.5
 
 
 def _intersections(a: torch.Tensor, b: torch.Tensor):

@@ -1,6 +1,7 @@
 """Temporal inference on videos (docs/VIDEO.md): link each frame's proposals to object tracks, smooth each hand's
-"holds track k / nothing" decision online (averaged track evidence with hysteresis, ``evidence.EvidenceFilter``, or
-the switch-price HMM, ``smoothing.HandHMM``), and emit at most one object per hand per frame.
+"holds track k / nothing" decision online, and emit at most one object per hand per frame. Smoothers: the hand's
+contact state only, the object chosen per frame (``contact.ContactFilter``, the default); averaged track evidence
+with hysteresis (``evidence.EvidenceFilter``); the switch-price HMM (``smoothing.HandHMM``).
 
 - :class:`TemporalDecoder`: the model-free part. Per frame it takes the cached-record fields (proposal RLEs,
   embeddings, visible hands) and the Stage 2 logits, and returns the frame's selection. Causal (no future frames)
@@ -18,6 +19,8 @@ from detectron2.structures import BitMasks, Instances
 from ..modeling.inference import select_in_hand
 from ..modeling.losses import NEG, null_padded_logits
 from ..utils.masks import decode_rles
+from .comotion import CoMotion, apply_comotion, mask_centroids
+from .contact import ContactFilter
 from .evidence import EvidenceFilter
 from .linking import ObjectLinker, overlap_matrix, shrink_masks
 from .smoothing import NOTHING, HandHMM
@@ -30,16 +33,25 @@ CLASS_BOTH = 2
 @dataclass(frozen=True)
 class TemporalParams:
     """Knobs of temporal inference; the smoothing strength (``alpha`` and ``margin``, or ``p_switch`` for the HMM)
-    and ``theta_scale`` are calibrated on validation videos."""
+    and ``theta_scale`` are calibrated on validation videos. The defaults are the most frequent validation choices
+    on the synthetic video benchmark (docs/VIDEO.md section 7), not tuned on real video."""
 
-    smoother: str = "evidence"  # "evidence": averaged track evidence + hysteresis (EvidenceFilter); "hmm": HandHMM
-    alpha: float = 0.5  # EvidenceFilter: weight of the newest frame in the averaged evidence (1 = per frame)
+    # "contact": the hand's contact state is smoothed, the object is the per-frame argmax (ContactFilter);
+    # "evidence": averaged track evidence + hysteresis (EvidenceFilter); "hmm": HandHMM
+    smoother: str = "contact"
+    alpha: float = 0.5  # ContactFilter / EvidenceFilter: weight of the newest frame in the average (1 = per frame)
     # where the average lives: "track" (per linked track) or "overlap" (per proposal, inherited from the previous
     # frame's proposals it overlaps, robust to the segmenter splitting / merging an object between frames)
     propagate: str = "track"
     min_overlap: float = 0.0  # "overlap": 0 = weight by the overlap; > 0 = continue proposals overlapping this much
-    margin: float = 0.1  # EvidenceFilter: hysteresis, relative to theta (0 = none)
+    margin: float = 0.1  # ContactFilter / EvidenceFilter: hysteresis, relative to theta (0 = none)
     p_switch: float = 0.05  # HandHMM: price of changing a hand's state between frames
+    # co-motion (comotion.py): evidence q' = min(1, q (2 f) ** motion_weight), f = the posterior that a proposal moves
+    # with the hand; 0 = off. Displacements in fractions of the frame's long side
+    motion_weight: float = 2.0
+    motion_sigma: float = 0.01
+    min_hand_motion: float = 0.006
+    motion_memory: float = 0.8  # decay of a track's accumulated co-motion log-odds per frame (0 = this frame only)
     theta_scale: float = 1.0  # the smoother's contact threshold = theta_scale x the per-frame one
     miss: Optional[float] = None  # HandHMM: emission of a live track without a proposal; None = theta (neutral)
     floor: float = 0.05  # HandHMM: emissions below this count as this (one frame's evidence is bounded)
@@ -93,13 +105,17 @@ class TemporalDecoder:
             raise ValueError(f"TemporalParams.propagate must be 'track' or 'overlap', got {p.propagate!r}")
         self.prev_small, self.prev_avg = None, None  # "overlap": last frame's small masks and averaged evidence
         self._small = None  # this frame's small masks (link())
-        if p.smoother == "evidence":
+        if p.smoother == "contact":
+            self.smoothers = [ContactFilter(self.theta, p.alpha, p.margin) for _ in range(2)]
+        elif p.smoother == "evidence":
             self.smoothers = [EvidenceFilter(self.theta, p.alpha, p.margin, averaged_input=p.propagate == "overlap")
                               for _ in range(2)]
         elif p.smoother == "hmm":
             self.smoothers = [HandHMM(self.theta, p.p_switch, p.miss, floor=p.floor) for _ in range(2)]
         else:
-            raise ValueError(f"TemporalParams.smoother must be 'evidence' or 'hmm', got {p.smoother!r}")
+            raise ValueError(f"TemporalParams.smoother must be 'contact', 'evidence' or 'hmm', got {p.smoother!r}")
+        self.comotion = CoMotion(p.motion_sigma, p.min_hand_motion, p.motion_memory)
+        self._held = [NOTHING, NOTHING]  # "contact": last frame's held tracks, carried over a frame without proposals
         self.t = -1
 
     def link(self, record: Dict, masks: Optional[torch.Tensor] = None) -> Tuple[List[int], torch.Tensor]:
@@ -108,10 +124,22 @@ class TemporalDecoder:
         if masks is None:
             masks = decode_rles(list(record["proposal_rles"]), h, w)
         payloads = [{"rle": r} for r in record["proposal_rles"]]
-        small = shrink_masks(masks)
+        occupancy = shrink_masks(masks, soft=True)
+        small = occupancy >= 0.5
         ids = self.linker.update(small, record["v"].float(), payloads)
-        self._small = small
+        self._small, self._occupancy = small, occupancy
         return ids, masks
+
+    @staticmethod
+    def _hand_centroids(record: Dict) -> torch.Tensor:
+        """``[2, 2]`` centroids of the left and right hand masks (``comotion.mask_centroids``); NaN rows for absent
+        hands."""
+        h, w = int(record["height"]), int(record["width"])
+        out = torch.full((2, 2), float("nan"))
+        for s, rle in enumerate(list(record.get("hand_rles") or [])[:2]):
+            if rle is not None:
+                out[s] = mask_centroids(shrink_masks(decode_rles([rle], h, w), soft=True))[0]
+        return out
 
     def _overlap_average(self, q: torch.Tensor) -> torch.Tensor:
         """``[N, 2]`` averaged evidence of this frame's proposals: ``(1 - alpha) prior + alpha q``. A proposal's prior
@@ -137,15 +165,21 @@ class TemporalDecoder:
         self.t += 1
         ids, masks = self.link(record, masks)
         q = hand_probabilities(contact_logits, match_logits, self.null_class).cpu()
+        if self.params.motion_weight:
+            f = self.comotion.step(ids, mask_centroids(self._occupancy), self._hand_centroids(record))
+            q = apply_comotion(q, f, self.params.motion_weight)
         if self.params.smoother == "evidence" and self.params.propagate == "overlap":
             q = self._overlap_average(q)
         present = [bool(x) for x in record["hand_present"].tolist()]
         # a hand may hold only a track whose mask can still be output: seen within the last carry_frames frames
         live = [k for k, tr in self.linker.tracks.items() if self.t - tr.last_seen <= self.params.carry_frames]
-        states = []
-        for s in (0, 1):
-            evidence = {ids[i]: float(q[i, s]) for i in range(len(ids))}
-            states.append(self.smoothers[s].step(evidence, live, present[s] and len(live) > 0))
+        if self.params.smoother == "contact":
+            states = self._contact_states(ids, q, present, live)
+        else:
+            states = []
+            for s in (0, 1):
+                evidence = {ids[i]: float(q[i, s]) for i in range(len(ids))}
+                states.append(self.smoothers[s].step(evidence, live, present[s] and len(live) > 0))
         if self.both_rule and len(ids):
             for s in (0, 1):
                 o = 1 - s
@@ -153,6 +187,23 @@ class TemporalDecoder:
                     if ids[int(q[:, s].argmax())] == states[o]:
                         states[s] = states[o]
         return {"selection": self._select(states, ids, masks, q, record), "states": states, "track_ids": ids}
+
+    def _contact_states(self, ids: List[int], q: torch.Tensor, present: List[bool], live: List[int]) -> List[int]:
+        """Per hand: the per-frame argmax track while the smoothed contact state says "holding". A frame without
+        proposals keeps the held track (its mask is carried) while it is live."""
+        states = []
+        for s in (0, 1):
+            held = self._held[s]
+            holding = self.smoothers[s].step(float(q[:, s].max()) if len(ids) else None, present[s])
+            if not holding:
+                state = NOTHING
+            elif len(ids):
+                state = ids[int(q[:, s].argmax())]
+            else:
+                state = held if held in live else NOTHING
+            states.append(state)
+        self._held = states
+        return states
 
     def _mask_of(self, track_id: int, ids: List[int], masks: torch.Tensor, q: torch.Tensor, s: int, record: Dict):
         if track_id in ids:
