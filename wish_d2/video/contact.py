@@ -17,6 +17,8 @@ contact state alone gained on both.
 """
 from typing import Optional
 
+from .evidence import check_smoothing
+
 __all__ = ["ContactFilter"]
 
 
@@ -25,12 +27,7 @@ class ContactFilter:
     hand holds an object."""
 
     def __init__(self, theta: float, alpha: float = 0.5, margin: float = 0.1):
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha (the averaging weight of a new frame) must be in (0, 1], got {alpha}")
-        if not 0 < theta < 1:
-            raise ValueError(f"theta (the contact threshold) must be in (0, 1), got {theta}")
-        if not 0 <= margin < 1:
-            raise ValueError(f"margin (the hysteresis) must be in [0, 1), got {margin}")
+        check_smoothing(theta, alpha, margin)
         self.theta, self.alpha, self.margin = float(theta), float(alpha), float(margin)
         self.reset()
 

@@ -30,7 +30,17 @@ from typing import Dict, Iterable, Optional
 
 from .smoothing import NOTHING
 
-__all__ = ["EvidenceFilter"]
+__all__ = ["EvidenceFilter", "check_smoothing"]
+
+
+def check_smoothing(theta: float, alpha: float, margin: float) -> None:
+    """The settings shared by the averaging smoothers, with an error that names the bad one."""
+    if not 0 < alpha <= 1:
+        raise ValueError(f"alpha (the averaging weight of a new frame) must be in (0, 1], got {alpha}")
+    if not 0 < theta < 1:
+        raise ValueError(f"theta (the contact threshold) must be in (0, 1), got {theta}")
+    if not 0 <= margin < 1:
+        raise ValueError(f"margin (the hysteresis) must be in [0, 1), got {margin}")
 
 
 class EvidenceFilter:
@@ -38,12 +48,7 @@ class EvidenceFilter:
     returns the held track (``NOTHING`` for none)."""
 
     def __init__(self, theta: float, alpha: float = 0.5, margin: float = 0.0, averaged_input: bool = False):
-        if not 0 < alpha <= 1:
-            raise ValueError(f"alpha (the averaging weight of a new frame) must be in (0, 1], got {alpha}")
-        if not 0 < theta < 1:
-            raise ValueError(f"theta (the contact threshold) must be in (0, 1), got {theta}")
-        if not 0 <= margin < 1:
-            raise ValueError(f"margin (the hysteresis) must be in [0, 1), got {margin}")
+        check_smoothing(theta, alpha, margin)
         self.theta, self.alpha, self.margin = float(theta), float(alpha), float(margin)
         # averaged_input: the evidence given to step() is already averaged over time (the decoder's overlap
         # propagation); it replaces a track's average, and alpha only decays the tracks unseen this frame
