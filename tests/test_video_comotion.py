@@ -9,6 +9,7 @@ import torch
 
 from wish_d2.utils.masks import encode_rle
 from wish_d2.video.comotion import CoMotion, apply_comotion, mask_centroids
+from wish_d2.video.linking import shrink_masks
 from wish_d2.video.predictor import TemporalDecoder, TemporalParams
 
 S = 48
@@ -23,10 +24,14 @@ def _box(x, y, w=8, h=8):
 
 def test_centroids_are_fractions_of_the_long_side_and_nan_for_empty_masks():
     c = mask_centroids(torch.stack([_box(10, 20, 4, 2), torch.zeros(S, S, dtype=torch.bool)]))
-    assert torch.allclose(c[0], torch.tensor([11.5, 20.5]) / S)
+    assert torch.allclose(c[0], torch.tensor([12.0, 21.0]) / S)
     assert torch.isnan(c[1]).all()
     soft = torch.stack([_box(10, 20, 4, 2)]).float() * 0.5  # an occupancy map weighs pixels, its centroid is the same
     assert torch.allclose(mask_centroids(soft)[0], c[0])
+    full = torch.zeros(1, 1080, 1920, dtype=torch.bool)
+    full[0, 100:300, 150:450] = True  # at full-HD, through the linker's shrinking, the centroid stays within 0.1%
+    assert torch.allclose(mask_centroids(shrink_masks(full, soft=True))[0], torch.tensor([300.0, 200.0]) / 1920,
+                          atol=1e-3)
 
 
 def _pan_frames(steps=3, pan=1, carry=3):

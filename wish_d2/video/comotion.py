@@ -32,8 +32,8 @@ def mask_centroids(masks: torch.Tensor) -> torch.Tensor:
         return torch.zeros((0, 2))
     m = masks.float()
     area = m.sum(dim=(1, 2))
-    xs = (m.sum(dim=1) * torch.arange(w, dtype=torch.float32)).sum(dim=1)
-    ys = (m.sum(dim=2) * torch.arange(h, dtype=torch.float32)).sum(dim=1)
+    xs = (m.sum(dim=1) * (torch.arange(w, dtype=torch.float32) + 0.5)).sum(dim=1)  # pixel centres
+    ys = (m.sum(dim=2) * (torch.arange(h, dtype=torch.float32) + 0.5)).sum(dim=1)
     c = torch.stack([xs, ys], dim=1) / area.clamp_min(1)[:, None] / float(max(h, w))
     c[area == 0] = float("nan")
     return c

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 __all__ = ["LINK_SIDE", "mask_iou_matrix", "overlap_matrix", "shrink_masks", "Track", "ObjectLinker"]
 
 LINK_SIDE = 64  # masks are area-averaged to at most this long side before IoUs: cost independent of frame size
+SHRINK_CHUNK = 8  # masks converted to float at once when shrinking
 
 
 def shrink_masks(masks: torch.Tensor, side: int = LINK_SIDE, soft: bool = False) -> torch.Tensor:
@@ -30,7 +31,9 @@ def shrink_masks(masks: torch.Tensor, side: int = LINK_SIDE, soft: bool = False)
     if scale >= 1 or masks.shape[0] == 0:
         return masks.float() if soft else masks.bool()
     size = (max(1, round(H * scale)), max(1, round(W * scale)))
-    occupancy = F.interpolate(masks[:, None].float(), size=size, mode="area")[:, 0]
+    # a few masks at a time: 100 full-HD masks as float would take 0.8 GB at once
+    occupancy = torch.cat([F.interpolate(chunk[:, None].float(), size=size, mode="area")[:, 0]
+                           for chunk in masks.split(SHRINK_CHUNK)])
     return occupancy if soft else occupancy >= 0.5
 
 
