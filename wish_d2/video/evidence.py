@@ -1,4 +1,6 @@
-"""Smoothing a hand's contact decisions over time by accumulating each track's evidence (docs/VIDEO.md).
+"""Smoothing a hand's contact decisions over time by accumulating each track's evidence (docs/VIDEO.md). An option
+since the contact smoother (``contact.py``) became the default: making the object choice sticky did not transfer
+from validation to test videos.
 
 WHY this form: per-frame WISH keeps object ``i* = argmax_i q_i`` when its fused probability clears the calibrated
 threshold ``theta``. Its errors are mostly flicker: the segmenter splits, merges or misses the held object in one
