@@ -130,6 +130,17 @@ def _to_working_res(masks: torch.Tensor, max_side: int) -> torch.Tensor:
     return F.adaptive_avg_pool2d(m.unsqueeze(1), size).squeeze(1)
 
 
+def centroids_xy(x: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
+    """``[K, h, w]`` float masks (or coverage fractions) and their areas ``[K]`` -> ``[K, 2]`` centroids ``(x, y)`` in
+    pixel-centre coordinates (``col + 0.5``); an empty mask gives 0."""
+    h, w = x.shape[-2:]
+    ys = torch.arange(h, device=x.device, dtype=torch.float32) + 0.5
+    xs = torch.arange(w, device=x.device, dtype=torch.float32) + 0.5
+    cy = (x.sum(2) * ys).sum(1) / area.clamp_min(_EPS)
+    cx = (x.sum(1) * xs).sum(1) / area.clamp_min(_EPS)
+    return torch.stack([cx, cy], 1)
+
+
 def masks_to_boxes(masks: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
     """[K, H, W] (nonzero = inside) -> (boxes [K, 4] as x0, y0, x1, y1 in pixel edges, nonempty [K] bool).
 
@@ -188,15 +199,7 @@ def pair_geometry(
     area_hd = hdf.sum(1)
     overlap = mf @ hdf.T  # [N, 2]
 
-    ys = torch.arange(h, device=device, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, device=device, dtype=torch.float32) + 0.5
-
-    def centroids(x: torch.Tensor, area: torch.Tensor) -> torch.Tensor:
-        cy = (x.sum(2) * ys).sum(1) / area.clamp_min(_EPS)
-        cx = (x.sum(1) * xs).sum(1) / area.clamp_min(_EPS)
-        return torch.stack([cx, cy], 1)
-
-    c_m, c_h = centroids(m, area_m), centroids(hd, area_h)  # [N, 2(xy)], [2, 2(xy)]
+    c_m, c_h = centroids_xy(m, area_m), centroids_xy(hd, area_h)  # [N, 2(xy)], [2, 2(xy)]
     offset = (c_m[:, None, :] - c_h[None, :, :]) / diag  # [N, 2 hands, 2 xy]
 
     b_m, _ = masks_to_boxes(m)
