@@ -28,6 +28,9 @@ def test_centroids_are_fractions_of_the_long_side_and_nan_for_empty_masks():
     assert torch.isnan(c[1]).all()
     soft = torch.stack([_box(10, 20, 4, 2)]).float() * 0.5  # an occupancy map weighs pixels, its centroid is the same
     assert torch.allclose(mask_centroids(soft)[0], c[0])
+    faint = torch.zeros(1, S, S)
+    faint[0, 30, 40] = 0.3  # an object thinner than one working pixel: its centroid is still where it is
+    assert torch.allclose(mask_centroids(faint)[0], torch.tensor([40.5, 30.5]) / S)
     full = torch.zeros(1, 1080, 1920, dtype=torch.bool)
     full[0, 100:300, 150:450] = True  # at full-HD, through the linker's shrinking, the centroid stays within 0.1%
     assert torch.allclose(mask_centroids(shrink_masks(full, soft=True))[0], torch.tensor([300.0, 200.0]) / 1920,

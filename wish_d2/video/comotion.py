@@ -15,11 +15,14 @@ fractions of the frame's long side (so the settings do not depend on the resolut
 
 ``f = 0.5`` (neutral) for a proposal without a track in the previous frame, for an absent hand, and for a hand that
 moves less than ``min_motion``: a still hand says nothing about what it holds. The evidence becomes
-``q' = min(1, q (2 f) ** weight)``; ``weight = 0`` switches the cue off. Causal: one frame of memory.
+``q' = min(1, q (2 f) ** weight)``; ``weight = 0`` switches the cue off. Causal: the state is the previous frame's
+centroids and, with ``memory``, each track's decayed log-odds.
 """
 from typing import Dict, Optional, Sequence
 
 import torch
+
+from ..modeling.geometry import centroids_xy
 
 __all__ = ["mask_centroids", "CoMotion", "apply_comotion"]
 
@@ -32,9 +35,7 @@ def mask_centroids(masks: torch.Tensor) -> torch.Tensor:
         return torch.zeros((0, 2))
     m = masks.float()
     area = m.sum(dim=(1, 2))
-    xs = (m.sum(dim=1) * (torch.arange(w, dtype=torch.float32) + 0.5)).sum(dim=1)  # pixel centres
-    ys = (m.sum(dim=2) * (torch.arange(h, dtype=torch.float32) + 0.5)).sum(dim=1)
-    c = torch.stack([xs, ys], dim=1) / area.clamp_min(1)[:, None] / float(max(h, w))
+    c = centroids_xy(m, area) / float(max(h, w))
     c[area == 0] = float("nan")
     return c
 
