@@ -35,6 +35,7 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS = 2  # 2: last block + ln_post + proj train (input cached); -1: all
     W.CLIP.WEB_PRETRAIN.IMAGE_SIZE = 160  # side of the web images (the model's input size)
     W.CLIP.WEB_PRETRAIN.NUM_PAIRS = 1000  # size of the web split, cycled over; 0 = every step draws new pairs
+    W.CLIP.WEB_PRETRAIN.OBJECT_SHARE = 0.0  # share of web pairs that are close-ups of one object (product photos)
 
     W.OPEN_VOCAB = CN()  # the narration-free open_vocab baseline (docs/METHOD.md section 12)
     W.OPEN_VOCAB.NOUNS = []  # its noun taxonomy; [] = metadata "nouns" of DATASETS.TRAIN[0]

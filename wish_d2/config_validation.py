@@ -127,6 +127,7 @@ def validate_wish_config(cfg) -> None:
     c.positive(p + "CLIP.WEB_PRETRAIN.LR")
     c.positive_int(p + "CLIP.WEB_PRETRAIN.IMAGE_SIZE")
     c.nonneg_int(p + "CLIP.WEB_PRETRAIN.NUM_PAIRS")
+    c.fraction(p + "CLIP.WEB_PRETRAIN.OBJECT_SHARE")
     c.check(p + "CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS", lambda v: isinstance(v, int) and v >= -1,
             "an integer >= -1 (-1: train the whole image tower)")
     c.choice(p + "CALIBRATION", ("val_labels", "label_free"))

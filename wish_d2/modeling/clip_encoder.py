@@ -4,6 +4,8 @@
 
 * ``""``: a seeded random init (the embedded synthetic default and tests);
 * a local checkpoint file, loaded with ``open_clip.load_checkpoint(..., weights_only=True)``;
+* ``wish_d2://NAME``: an encoder the package ships in ``wish_d2/model_zoo/`` (checked against its manifest first,
+  then loaded like any local file; :mod:`wish_d2.pretrain.release`);
 * an http(s) URL of such a file, downloaded once and cached by Detectron2's ``PathManager``
   (:mod:`wish_d2.modeling.weights`), then loaded like a local file;
 * an open_clip pretrained tag of ``MODEL_NAME`` (``"openai"``, ``"laion2b_s34b_b88k"``, ...:
@@ -136,10 +138,15 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
         WeightsUnavailableError: a URL or tag could not be downloaded (offline, unreachable, timed out).
         RuntimeError: the file exists but is not a loadable checkpoint for ``model_name``.
     """
+    from ..pretrain.release import resolve_shipped
+
     register_model_configs()
     if model_name not in open_clip.list_models():
         raise ValueError(f"Unknown open_clip model {model_name!r}. Known: WISH-Tiny-ViT, WISH-Test-ViT, ViT-B-16, ...")
-    pretrained = str(pretrained or "")
+    try:
+        pretrained = resolve_shipped(str(pretrained or ""))
+    except (OSError, ValueError) as e:
+        raise type(e)(f"{_KEY}={pretrained!r}: {e}") from e
     local = os.path.isfile(os.path.expanduser(pretrained)) if pretrained else False
     if pretrained and not local and not is_url(pretrained) and pretrained in open_clip.list_pretrained_tags_by_model(
             model_name):
