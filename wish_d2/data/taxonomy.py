@@ -15,7 +15,8 @@ the metadata of the split they run on. The taxonomy is, first that applies:
    c. the noun phrases of its narrations, sorted. Never its annotations: the ground-truth object names are not
       something a weakly supervised model may be told, even for training frames.
 
-Body parts (``hand``, ``finger``...) are dropped from every source (``narrations.is_body_part``). A taxonomy file
+Every source gives phrases (colon keys read as in ``narrations.epic_noun_to_phrase``); body parts (``hand``,
+``finger``...) are dropped from every source (``narrations.is_body_part``). A taxonomy file
 that is missing, empty, or malformed raises :class:`TaxonomyError` naming the file (and the line).
 """
 import ast
@@ -41,8 +42,10 @@ class TaxonomyError(DataFormatError):
 
 
 def _finish(phrases: Iterable[str]) -> List[str]:
-    """Lower-cased, stripped, body parts and empties dropped, de-duplicated in order."""
-    return [p for p in dedup(" ".join(str(p).lower().split()) for p in phrases) if p and not is_body_part(p)]
+    """Phrases (an EPIC colon key ``pan:frying`` reads "frying pan"), lower-cased, body parts and empties dropped,
+    de-duplicated in order."""
+    words = (" ".join(epic_noun_to_phrase(p).split()) for p in phrases)
+    return [p for p in dedup(words) if p and not is_body_part(p)]
 
 
 def _read_text(path: str) -> str:
@@ -79,7 +82,7 @@ def _epic_noun_classes(path: str, text: str) -> List[str]:
                 from None
         if not isinstance(instances, (list, tuple)) or not all(isinstance(x, str) for x in instances):
             raise TaxonomyError(f"{where}: instances must be a list of noun keys, got {row['instances']!r}")
-        phrases += [epic_noun_to_phrase(k) for k in [key, *instances]]
+        phrases += [key, *instances]
     return phrases
 
 

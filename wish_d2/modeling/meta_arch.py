@@ -212,7 +212,11 @@ class WISH(nn.Module):
         """Training: losses. Inference: instances by ``method`` (default ``MODEL.WISH.METHOD``) under
         ``contact_threshold`` (default: the calibrated one), see :meth:`WISHROIHeads.inference`."""
         records = self._records(batched_inputs)
-        batch = collate_records(records, [self._texts_of(x) for x in batched_inputs], self.device)
+        # At inference no narration reaches the model (NS-iHOS): the frames' noun phrases are neither encoded nor
+        # batched. Only pseudo_label reads them (the pseudo_labels reference row, by design).
+        texts = [self._texts_of(x) for x in batched_inputs] if self.training else \
+            [self.text_embeddings([])] * len(batched_inputs)
+        batch = collate_records(records, texts, self.device)
         if "zero_shot" not in batch:
             batch["zero_shot"] = self._zero_shot_of(batched_inputs)
         if self.training:
@@ -228,7 +232,9 @@ class WISH(nn.Module):
         return [{"instances": selections_to_instances(sel, rec)} for sel, rec in zip(selections, records)]
 
     def pseudo_label(self, batched_inputs: List[Dict]):
-        """Stage 1 pseudo-labels of each image from its narrations (see :mod:`.pseudo_labels`)."""
+        """Stage 1 pseudo-labels of each image from its narrations (see :mod:`.pseudo_labels`). Reads the frames'
+        narrations: on training frames that is WISH's supervision; on the test split it is the ``pseudo_labels``
+        reference row of the table, which reads test narrations by design and is labelled so."""
         records = self._records(batched_inputs)
         batch = collate_records(records, [self._texts_of(x) for x in batched_inputs], self.device)
         return self.roi_heads.pseudo_label(batch)
