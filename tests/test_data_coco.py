@@ -53,8 +53,9 @@ def coco():
 def files(tmp_path):
     cj, nj = tmp_path / "coco.json", tmp_path / "narr.json"
     cj.write_text(json.dumps(coco()))
-    nj.write_text(json.dumps({"a/f1.jpg": ["take knife"], "8": {"narrations": ["lift tray"],
-                                                                "noun_phrases": ["Tray", "left hand"]}, "zzz.jpg": ["x"]}))
+    nj.write_text(json.dumps({"a/f1.jpg": ["take knife"],
+                              "8": {"narrations": ["lift tray"], "noun_phrases": ["Tray", "left hand"]},
+                              "zzz.jpg": ["x"]}))
     return str(cj), str(tmp_path), str(nj)
 
 
