@@ -350,6 +350,11 @@ def test_participant_slices_are_disjoint_and_cover_the_split(sample, tmp_path, c
     assert held == ["P02_01_frame_0000000075"] and not set(held) & set(core) and sorted(held + core) == every
     assert any("[held] participant filter: 2 frames of other participants left out" in r.getMessage()
                for r in caplog.records)
+    caplog.clear()  # a contact correction of a frame outside the slice is not "unused": it is elsewhere
+    fixes = {"P02_01_frame_0000000075": {"left": None}, "P01_01_frame_0000000999": {"left": None}}
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        load_epic_visor(ann, img_root, csv_path, exclude_participants=["P02"], contact_corrections=fixes)
+    assert "not loaded (unused)=1 (e.g. P01_01_frame_0000000999)" in caplog.text
     cached = tmp_path / "cache"  # the filter is part of the dict cache's key
     assert ids(load_epic_visor(ann, img_root, csv_path, participants=["P02"], cache_dir=str(cached))) == held
     assert ids(load_epic_visor(ann, img_root, csv_path, exclude_participants=["P02"], cache_dir=str(cached))) == core

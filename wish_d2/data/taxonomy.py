@@ -15,9 +15,9 @@ the metadata of the split they run on. The taxonomy is, first that applies:
    c. the noun phrases of its narrations, sorted. Never its annotations: the ground-truth object names are not
       something a weakly supervised model may be told, even for training frames.
 
-Every source gives phrases (colon keys read as in ``narrations.epic_noun_to_phrase``); body parts (``hand``,
-``finger``...) are dropped from every source (``narrations.is_body_part``). A taxonomy file
-that is missing, empty, or malformed raises :class:`TaxonomyError` naming the file (and the line).
+Every source gives phrases (colon keys read as in ``narrations.epic_noun_to_phrase``), without body parts
+(``hand``, ``finger``...: ``narrations.is_body_part``). A taxonomy file that is missing, empty, or malformed raises
+:class:`TaxonomyError` naming the file (and the line).
 """
 import ast
 import csv

@@ -163,12 +163,20 @@ def _participant_set(value, option: str) -> Optional[frozenset]:
     return frozenset(p.strip() for p in value)
 
 
-def _frame_participant(frame) -> Optional[str]:
-    """``P01`` for a frame named ``P01_01_frame_...``; ``None`` when the name does not parse (the parser then
-    counts the frame as malformed)."""
+def _participant(name) -> Optional[str]:
+    """``P01`` for a frame named ``P01_01_frame_0000000123.jpg`` (or its stem); ``None`` when the name does not parse
+    (the parser then counts the frame as malformed)."""
+    name = str(name)
     try:
-        return parse_frame_name(frame["image"]["name"])[0].split("_")[0]
-    except (KeyError, TypeError, ValueError):
+        return parse_frame_name(name if os.path.splitext(name)[1] else name + ".jpg")[0].split("_")[0]
+    except ValueError:
+        return None
+
+
+def _frame_participant(frame) -> Optional[str]:
+    try:
+        return _participant(frame["image"]["name"])
+    except (KeyError, TypeError):
         return None
 
 
@@ -237,11 +245,15 @@ def load_epic_visor(
     dicts: List[Dict] = []
     seen_ids = set()
     left_out = in_slice = 0
+
+    def in_participant_slice(who: Optional[str]) -> bool:
+        return who is None or ((keep is None or who in keep) and (drop is None or who not in drop))
+
     for path in files:
         fname = os.path.basename(path)
         for idx, frame in enumerate(_read_visor_json(path)):
             who = _frame_participant(frame)
-            if who is not None and ((keep is not None and who not in keep) or (drop is not None and who in drop)):
+            if not in_participant_slice(who):
                 left_out += 1
                 continue
             in_slice += who is not None
@@ -259,7 +271,7 @@ def load_epic_visor(
         logger.info(f"[{dataset_name or 'visor'}] participant filter: {left_out} frames of other participants "
                     "left out")
     for frame in parser.corrections:
-        if frame not in parser.corrected_frames:
+        if frame not in parser.corrected_frames and in_participant_slice(_participant(frame)):
             skips.note("contact correction for a frame or hand not loaded (unused)", frame)
     if key is not None:
         write_cached_dicts(cache_dir, "visor", key, dicts, skips)
