@@ -94,6 +94,8 @@ def extract_dataset_features(model, dicts: List[Dict], mapper, cache: FeatureCac
                 bar.update(len(batch))
             cache.write_shard(k, records)
     if comm.is_main_process():
+        # The split's own narrations: Stage 1's supervision on training splits. On the test split only the
+        # pseudo_labels reference row reads them (WISH.pseudo_label); WISH.forward at inference never does.
         phrases = sorted({p for d in dicts for p in d.get("noun_phrases", [])})
         cache.write_texts(phrases, model.text_embeddings(phrases), model.zero_shot_embeddings())
     comm.synchronize()
