@@ -1,6 +1,7 @@
 """Table-driven bad demo inputs: broken links, link loops, folders without images, folder-only globs, bad sampling
-options, a video corrupt mid-stream and a malformed timeline file. Each is one clear line: a counted skip, or exit
-status 2 before any output is written; a video that loses frames ends the run with exit status 1."""
+options, a video corrupt mid-stream, a malformed timeline file and a full disk. Each is one clear line: a counted skip,
+or exit status 2 (before any output is written, or when an output cannot be written); a video that loses frames ends
+the run with exit status 1."""
 import importlib.util
 import json
 import os
@@ -196,6 +197,16 @@ def test_annotated_video_missing_frames_is_not_kept(tmp_path, monkeypatch):
     with pytest.raises(VideoWriteError, match="3 frame.s. written, 2 in the file"):
         writer.close()
     assert os.listdir(tmp_path) == []
+
+
+# ---- a full disk ----------------------------------------------------------------------------------------------------
+def test_demo_exits_2_when_outputs_cannot_be_written(tmp_path, full_disk, capsys):
+    assert cv2.imwrite(str(tmp_path / "a.png"), np.zeros((8, 8, 3), np.uint8))
+    full_disk(tmp_path / "out", names=[".png"])
+    rc, out = _run(tmp_path, [tmp_path / "a.png"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert rc == 2 and len(err) == 1 and "No space left on device while writing" in err[0] and str(out) in err[0]
+    assert not [f for _, _, fs in os.walk(out) for f in fs if f.endswith(".png")]
 
 
 # ---- the timeline file beside a video -------------------------------------------------------------------------------
