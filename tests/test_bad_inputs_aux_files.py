@@ -207,3 +207,27 @@ def test_extraction_refuses_a_hands_file_of_another_dataset(tmp_path):
     cache = FeatureCache(str(tmp_path / "cache"), "ds", "k")
     with pytest.raises(DataFormatError, match="hands.json: none of its 1 image ids is an image of dataset ds"):
         extract_dataset_features(_Model(), [{"image_id": "ds_0"}, {"image_id": "ds_1"}], lambda d: d, cache)
+
+
+def test_demo_with_a_bad_hands_file_exits_2_with_one_line(tmp_path, capsys):
+    """Through the real predictor: the hands source is built with the model, before any output."""
+    import importlib.util
+    import os
+
+    import cv2
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("wish_demo_tool_aux", os.path.join(repo, "tools", "demo.py"))
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    hands = _write(tmp_path, "hands.json", {"img": [_hand("up")]})
+    image = str(tmp_path / "img.png")
+    assert cv2.imwrite(image, np.zeros((H, W, 3), np.uint8))
+    rc = demo.main(["--config-file", os.path.join(repo, "configs", "wish_synthetic.yaml"), "--input", image,
+                    "--output", str(tmp_path / "out"), "--no-dataset-lookup", "--opts",
+                    "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.HANDS.SOURCE", "precomputed",
+                    "MODEL.WISH.HANDS.PRECOMPUTED_FILE", hands, "MODEL.DEVICE", "cpu",
+                    "DATASETS.TRAIN", "()", "DATASETS.VAL", "()", "DATASETS.TEST", "()"])
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert rc == 2 and len(err) == 1 and hands in err[0] and "side must be" in err[0]
+    assert not (tmp_path / "out").exists()

@@ -23,6 +23,7 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from wish_d2.config_validation import ConfigError
+from wish_d2.data.common import DataFormatError
 from wish_d2.engine import WISHTrainer, run_pipeline
 from wish_d2.engine.checkpoint import WeightsError, load_eval_weights
 from wish_d2.engine.setup import setup_cfg
@@ -74,6 +75,6 @@ if __name__ == "__main__":
         with exit_on_disk_full():
             launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                    dist_url=args.dist_url, args=(args,))
-    except (ConfigError, WeightsError) as e:
+    except (ConfigError, WeightsError, DataFormatError) as e:  # DataFormatError: an input file, named
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

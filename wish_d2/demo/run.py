@@ -5,6 +5,7 @@ import os
 from typing import Callable, List, Optional
 
 from wish_d2.config_validation import ConfigError
+from wish_d2.data.common import DataFormatError
 from wish_d2.engine.checkpoint import WeightsError
 from wish_d2.utils.atomic import DiskFullError
 
@@ -90,7 +91,7 @@ def run_demo(cfg, options: DemoOptions, config_file: str = "",
         from wish_d2.engine.predictor import WISHPredictor as predictor_factory
     try:
         predictor = predictor_factory(cfg, weights=weights or None)
-    except (FileNotFoundError, ConfigError, WeightsError) as e:
+    except (FileNotFoundError, ConfigError, WeightsError, DataFormatError) as e:  # e.g. a bad hands file
         say(f"error: {e}", err=True)
         return 2
     try:
