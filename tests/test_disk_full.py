@@ -193,3 +193,35 @@ def test_make_synthetic_under_ulimit_exits_2_with_one_line(tmp_path, capsys, mon
     assert e.value.code == 2
     assert len(err) == 1 and err[0].startswith("error: File too large while writing") and str(out) in err[0]
     assert _files(out) == []
+
+
+def _foreign_writer():
+    """A writer that is not ours (Detectron2's event writer, say): a bare OSError under another exception."""
+    try:
+        raise OSError(errno.EFBIG, "File too large")
+    except OSError:
+        raise RuntimeError("event writer failed")
+
+
+def _ours():
+    raise DiskFullError("/out/model_final.pth")
+
+
+@pytest.mark.parametrize("raiser,line", [
+    (_ours, "error: No space left on device while writing /out/model_final.pth; nothing was left under that name"),
+    (_foreign_writer, "error: File too large while writing an output file. Fix:"),
+])
+def test_command_lines_turn_a_full_disk_into_one_line(capsys, raiser, line):
+    from wish_d2.utils.atomic import exit_on_disk_full
+
+    with pytest.raises(SystemExit) as e, exit_on_disk_full():
+        raiser()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith(line)
+
+
+def test_command_lines_let_other_errors_through():
+    from wish_d2.utils.atomic import exit_on_disk_full
+
+    with pytest.raises(RuntimeError, match="not a disk"), exit_on_disk_full():
+        raise RuntimeError("not a disk problem")

@@ -72,11 +72,19 @@ def disk_full_names(path: str, outer: bool = False):
 
 @contextmanager
 def exit_on_disk_full():
-    """For command lines: a :class:`DiskFullError` becomes one line on stderr and exit status 2."""
+    """For command lines: a :class:`DiskFullError` becomes one line on stderr and exit status 2; so does a disk-full
+    error of a writer that is not ours (Detectron2's logs and event files), naming the file when the error does."""
     try:
         yield
     except DiskFullError as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except Exception as e:  # noqa: BLE001  only disk-full errors are turned into a line; others propagate
+        cause = disk_full_cause(e)
+        if cause is None:
+            raise
+        print(f"error: {cause.strerror or os.strerror(cause.errno)} while writing {cause.filename or 'an output file'}. "
+              "Fix: free disk space (or raise the quota / ulimit -f) and run again", file=sys.stderr)
         sys.exit(2)
 
 _UMASK_LOCK = threading.Lock()

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from ..utils.atomic import write_json
 from .predictor import TemporalParams, VideoPredictor
 from .smoothing import NOTHING
 from .timeline import plot_hand_timeline
@@ -109,6 +110,6 @@ def export_video_mp4(split_folder: str, video: str, out_dir: str) -> str:
             writer.write(cv2.imread(p))
     finally:
         writer.release()
-    with open(os.path.join(out_dir, "held_timeline.json"), "w") as f:
-        json.dump({"fps": fps, "videos": {video: held_timeline(split_folder)[video]}}, f)
+    write_json({"fps": fps, "videos": {video: held_timeline(split_folder)[video]}},
+               os.path.join(out_dir, "held_timeline.json"))
     return path
