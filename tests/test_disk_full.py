@@ -2,7 +2,8 @@
 nothing that a later run reads as valid (no file under the final name, no temporary file, earlier complete files
 intact). In-process the disk fills by a patched ``open`` whose writes raise ``ENOSPC`` (the ``full_disk`` fixture of
 conftest.py); for OpenCV's writer and a whole command line by ``RLIMIT_FSIZE`` (``ulimit -f``, with ``SIGXFSZ``
-ignored so writes fail with ``EFBIG``), set briefly in this process. The demo's outputs: tests/test_bad_inputs_demo_inputs.py."""
+ignored so writes fail with ``EFBIG``), set briefly in this process. The demo's outputs are in
+tests/test_bad_inputs_demo_inputs.py."""
 import errno
 import json
 import os

@@ -83,9 +83,11 @@ def exit_on_disk_full():
         cause = disk_full_cause(e)
         if cause is None:
             raise
-        print(f"error: {cause.strerror or os.strerror(cause.errno)} while writing {cause.filename or 'an output file'}. "
-              "Fix: free disk space (or raise the quota / ulimit -f) and run again", file=sys.stderr)
+        what = cause.filename or "an output file"
+        print(f"error: {cause.strerror or os.strerror(cause.errno)} while writing {what}. Fix: free disk space (or "
+              "raise the quota / ulimit -f) and run again", file=sys.stderr)
         sys.exit(2)
+
 
 _UMASK_LOCK = threading.Lock()
 
