@@ -70,12 +70,12 @@ def _cut(path, keep=0.6):
     return path
 
 
-def _run(tmp_path, inputs, *flags):
+def _run(tmp_path, inputs, *flags, factory=_NoHands):
     out = tmp_path / "out"
     rc = demo.main(["--config-file", CONFIG, "--input", *map(str, inputs), "--output", str(out), *flags,
                     "--no-dataset-lookup", "--opts", "MODEL.PROPOSAL_GENERATOR.NAME", "SAMProposals",
                     "DATASETS.TRAIN", "()", "DATASETS.VAL", "()", "DATASETS.TEST", "()", "MODEL.DEVICE", "cpu"],
-                   predictor_factory=_NoHands)
+                   predictor_factory=factory)
     return rc, out
 
 
@@ -182,6 +182,23 @@ def test_demo_video_cut_short_says_so_and_exits_1(tmp_path, capsys):
     assert summary["cut_short"] == [path] and summary["counts"]["lost video frames"] == 20 - decoded
     cap = cv2.VideoCapture(str(out / "clip_wish.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == decoded  # what was decoded, all of it, said to be short
+    cap.release()
+
+
+class _FailsOnOddFrames(_NoHands):
+    def __call__(self, image_rgb, hands=None, image_id="", extra=None):
+        if int(image_id[-6:]) % 2:
+            raise RuntimeError("model failure")
+        return super().__call__(image_rgb, hands, image_id, extra)
+
+
+def test_failed_frames_stay_in_the_annotated_video(tmp_path, capsys):
+    rc, out = _run(tmp_path, [_avi(tmp_path / "clip.avi", n=6)], "--video-output", factory=_FailsOnOddFrames)
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["counts"]["failed frames"] == 3 and summary["counts"]["frames processed"] == 3
+    cap = cv2.VideoCapture(str(out / "clip_wish.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 6  # failed frames unannotated, never dropped
     cap.release()
 
 

@@ -261,8 +261,10 @@ class DemoRunner:
                 drawn = self.process(frame, f"{stem}_f{idx:06d}", f"{path}#frame={idx}", None,
                                      video_scale=1.0 if self.video_output else None)
                 bar.update(1)
-                if drawn is None or not self.video_output:
+                if not self.video_output:
                     continue
+                if drawn is None:  # a failed frame (counted) stays in, unannotated: the video keeps its length
+                    drawn = frame
                 h, w = frame.shape[:2]
                 if writer is None:
                     writer = AnnotatedVideoWriter(self.out.path(f"{stem}_wish.mp4"), fps / stride, (w, h))
