@@ -96,7 +96,7 @@ def run_demo(cfg, options: DemoOptions, config_file: str = "",
         return 2
     try:
         out.prepare()  # only now, once the run can start: a failed setup never deletes an earlier run
-    except OutputDirError as e:
+    except (OutputDirError, DiskFullError) as e:
         say(f"error: {e}", err=True)
         return 2
     if out.removed:
