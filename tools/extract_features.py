@@ -25,6 +25,7 @@ from wish_d2 import add_wish_config
 from wish_d2.data.builtin import register_synthetic_from_cfg
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.data import ensure_feature_cache, feature_cache_for
+from wish_d2.utils.atomic import exit_on_disk_full
 
 
 def argument_parser():
@@ -91,5 +92,6 @@ if __name__ == "__main__":
         setup_logger(name="wish_d2")
         cfg = setup_cfg(args)
         sys.exit(verify(cfg, dataset_names(cfg, args)))
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    with exit_on_disk_full():
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))

@@ -40,6 +40,7 @@ from wish_d2.config_validation import ConfigError, validate_wish_config
 from wish_d2.data.taxonomy import TaxonomyError
 from wish_d2.data.proposals_io import write_proposals
 from wish_d2.modeling.proposal_generators import build_online_proposal_generator
+from wish_d2.utils.atomic import disk_full_names, exit_on_disk_full
 from wish_d2.utils.masks import encode_rle
 
 logger = logging.getLogger("wish_d2.extract_proposals")
@@ -113,7 +114,8 @@ def extract_shard(cfg, dicts: List[Dict], dataset: str, part_file: str, resume: 
         return
     generator = build_online_proposal_generator(cfg).to(torch.device(cfg.MODEL.DEVICE)).eval()
     os.makedirs(os.path.dirname(os.path.abspath(part_file)), exist_ok=True)
-    with open(part_file, "a" if resume else "w") as f, torch.no_grad():
+    # a full disk names the part file; its cut last line is dropped by --resume (_read_part)
+    with disk_full_names(part_file), open(part_file, "a" if resume else "w") as f, torch.no_grad():
         for d in tqdm(todo, desc=f"proposals {dataset}", disable=not show_progress, dynamic_ncols=True):
             image = utils.read_image(d["file_name"], format="RGB")
             inp = {
@@ -175,4 +177,5 @@ def invoke(argv=None):
 
 
 if __name__ == "__main__":
-    invoke(sys.argv[1:])
+    with exit_on_disk_full():
+        invoke(sys.argv[1:])

@@ -18,6 +18,7 @@ import shutil
 import time
 
 from wish_d2 import compat  # noqa: F401  Detectron2 shims before any detectron2 import
+from wish_d2.utils.atomic import exit_on_disk_full
 from wish_d2.data.synthetic import PROFILES, benchmark_defaults, ensure_split, format_stats, get_profile, split_dir
 
 
@@ -70,4 +71,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_disk_full():
+        main()

@@ -34,6 +34,7 @@ from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.setup import build_cfg
 from wish_d2.modeling.clip_encoder import build_mask_pooled_clip
 from wish_d2.pretrain import synthetic_zero_shot_top1, web_clip_from_cfg
+from wish_d2.utils.atomic import exit_on_disk_full
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -106,4 +107,5 @@ def ship(args):
 
 if __name__ == "__main__":
     logging.getLogger("fvcore").setLevel(logging.WARNING)
-    main()
+    with exit_on_disk_full():
+        main()

@@ -23,6 +23,7 @@ from wish_d2.data.builtin import register_synthetic_from_cfg
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.setup import setup_cfg
 from wish_d2.engine.table import METHODS, format_table, run_table
+from wish_d2.utils.atomic import exit_on_disk_full
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -68,4 +69,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_disk_full():
+        main()

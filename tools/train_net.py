@@ -23,10 +23,11 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from wish_d2.config_validation import ConfigError
+from wish_d2.data.common import DataFormatError
 from wish_d2.engine import WISHTrainer, run_pipeline
 from wish_d2.engine.checkpoint import WeightsError, load_eval_weights
 from wish_d2.engine.setup import setup_cfg
-from wish_d2.utils.atomic import write_json
+from wish_d2.utils.atomic import exit_on_disk_full, write_json
 
 logger = logging.getLogger("wish_d2")
 
@@ -71,8 +72,9 @@ def argument_parser():
 if __name__ == "__main__":
     args = argument_parser().parse_args()
     try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
-    except (ConfigError, WeightsError) as e:
+        with exit_on_disk_full():
+            launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                   dist_url=args.dist_url, args=(args,))
+    except (ConfigError, WeightsError, DataFormatError) as e:  # DataFormatError: an input file, named
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

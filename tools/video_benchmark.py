@@ -69,4 +69,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from wish_d2.utils.atomic import exit_on_disk_full
+
+    with exit_on_disk_full():
+        main()

@@ -172,8 +172,9 @@ def finish(args, results, config):
               f"torch threads {config['torch_threads']}; total {config['total_s']}s")
     print(f"command: {config['command']}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
+        from ..utils.atomic import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(results, f, indent=2)
         log(f"wrote {args.json}")
     return results

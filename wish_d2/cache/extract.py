@@ -82,6 +82,9 @@ def extract_dataset_features(model, dicts: List[Dict], mapper, cache: FeatureCac
                             disable=len(todo) < 2 or not comm.is_main_process())
             if not cache.shard_is_complete(k, ids[k * cache.shard_size:(k + 1) * cache.shard_size])]
     n_images = sum(len(dicts[k * cache.shard_size:(k + 1) * cache.shard_size]) for k in todo)
+    hands = getattr(getattr(model, "module", model), "hand_source", None)
+    if n_images and hasattr(hands, "check_coverage"):  # a precomputed hands file must belong to this dataset
+        hands.check_coverage(ids, cache.dataset_name)
     if n_images:
         logger.info(f"Extracting features of {n_images} images into {cache.dir} (rank {rank}/{world})")
     with tqdm(total=n_images, desc=desc, unit="img", disable=not n_images or not comm.is_main_process()) as bar:

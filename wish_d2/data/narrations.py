@@ -353,20 +353,29 @@ def load_synonyms(spec: SynonymSpec) -> Dict[str, str]:
     if spec is None:
         return {}
     src = "synonym map"
-    if isinstance(spec, str):
-        src = spec
+    if isinstance(spec, (str, os.PathLike)):
+        src = os.fspath(spec)
         try:
-            with open(spec, encoding="utf-8") as f:
+            with open(src, encoding="utf-8") as f:
                 spec = json.load(f)
+        except OSError as e:
+            raise DataFormatError(f"{src}: synonym map cannot be read ({e.strerror or e})") from None
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise DataFormatError(f"{src}: synonym map is not valid JSON ({e})") from e
     if not isinstance(spec, dict):
         raise DataFormatError(f"{src}: a synonym map must be an object {{phrase: canonical}}")
-    bad = [k for k, v in spec.items() if not isinstance(v, str)]
-    if bad:
-        raise DataFormatError(f"{src}: the canonical phrase of {bad[0]!r} must be a string, got "
-                              f"{type(spec[bad[0]]).__name__}")
-    return {str(k).strip().lower(): v.strip().lower() for k, v in spec.items()}
+    out: Dict[str, str] = {}
+    for k, v in spec.items():
+        if not isinstance(v, str):
+            raise DataFormatError(f"{src}: the canonical phrase of {k!r} must be a string, got {type(v).__name__}")
+        key, value = str(k).strip().lower(), v.strip().lower()
+        if not key or not value:  # "" would erase the phrase, or match nothing
+            raise DataFormatError(f"{src}: synonym {k!r} -> {v!r} has an empty phrase; remove the entry")
+        if out.get(key, value) != value:
+            raise DataFormatError(f"{src}: {key!r} is mapped twice (to {out[key]!r} and {value!r}, keys compared "
+                                  "lower-cased)")
+        out[key] = value
+    return out
 
 
 def apply_synonyms(phrases: Iterable[str], synonyms: Optional[Dict[str, str]]) -> List[str]:

@@ -10,7 +10,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 
@@ -18,6 +17,7 @@ from ..modeling.inference import select_in_hand
 from ..modeling.pseudo_labels import assign_pseudo_labels
 from ..utils.atomic import write_json
 from ..config_validation import validate_wish_config
+from .atomic_checkpointer import AtomicCheckpointer
 from .calibration import (CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt_label_map, grid_search,
                           selection_emiou)
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
@@ -247,7 +247,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
             report["pseudo_labels_train"] = selection_emiou(
                 (pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels if i in gts)
             logger.info(f"pseudo-label quality on train: {report['pseudo_labels_train']}")
-            DetectionCheckpointer(model, save_dir=c1.OUTPUT_DIR).save("model_calibrated")
+            AtomicCheckpointer(model, save_dir=c1.OUTPUT_DIR).save("model_calibrated")
         comm.synchronize()
         stage1_weights = os.path.join(c1.OUTPUT_DIR, "model_calibrated.pth")
         timings["stage1_s"] = time.perf_counter() - t0
@@ -265,7 +265,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
     timings["stage2_s"] = time.perf_counter() - t0
     final = os.path.join(root, "model_final.pth")
     if comm.is_main_process():
-        DetectionCheckpointer(model, save_dir=root).save("model_final")
+        AtomicCheckpointer(model, save_dir=root).save("model_final")
     t0 = time.perf_counter()
     report.update(evaluate(cfg, model) if cfg.DATASETS.TEST else {})
     timings["eval_s"] = time.perf_counter() - t0

@@ -1,11 +1,13 @@
 """``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer."""
 import os
+import weakref
 
 import torch
 from detectron2.engine import DefaultTrainer
 
 from ..config_validation import OPTIMIZERS, validate_wish_config
 from ..evaluation.inhand_evaluator import InHandEvaluator
+from .atomic_checkpointer import AtomicCheckpointer
 from .data import build_cached_test_loader, build_cached_train_loader, dataset_dicts, load_pseudo_labels
 
 
@@ -13,6 +15,12 @@ class WISHTrainer(DefaultTrainer):
     def __init__(self, cfg):
         validate_wish_config(cfg)  # before the model, the loaders or any feature extraction
         super().__init__(cfg)
+
+    def build_hooks(self):
+        # DefaultTrainer built a plain DetectionCheckpointer; swap it before the checkpoint hook takes it
+        self.checkpointer = AtomicCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
+                                               trainer=weakref.proxy(self))
+        return super().build_hooks()
 
     @classmethod
     def build_train_loader(cls, cfg):

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from detectron2.checkpoint import DetectionCheckpointer
 
-from ..data.common import SIDES
+from ..data.common import SIDES, DataFormatError
 from ..data.hand_side import side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
-from ..utils.masks import decode_rle
+from ..utils.masks import check_rle, decode_rle
 from .proposal_generators import image_hw, image_to_rgb_numpy
 from .weights import resolve_weights_file
 
@@ -63,23 +63,76 @@ class DatasetHands:
 
 class PrecomputedHands(DatasetHands):
     """Hands from a json file ``{image_id: [{"segmentation": RLE, "side": "left"|"right"|null}, ...]}``,
-    e.g. the output of an external hand segmenter run once over a dataset."""
+    e.g. the output of an external hand segmenter run once over a dataset.
+
+    The file is checked when it is opened (an object of lists of hand objects, known sides, well-formed RLEs) and
+    each mask again when its image is looked up (the RLE's size must be the image's, so a huge ``size`` never gets
+    decoded). :meth:`check_coverage` refuses a file that matches no image of a dataset and counts the images it
+    lacks. Every error is a ``DataFormatError`` naming the file, the image and the field."""
+
+    KEY = "MODEL.WISH.HANDS.PRECOMPUTED_FILE"
 
     def __init__(self, path: str, side_heuristic: bool = True):
         super().__init__(side_heuristic)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"Precomputed hands file not found: {path} (MODEL.WISH.HANDS.PRECOMPUTED_FILE)")
+            raise FileNotFoundError(f"Precomputed hands file not found: {path} ({self.KEY})")
+        self.path = path
         try:
-            with open(path) as f:
-                self.table = {str(k): v for k, v in json.load(f).items()}
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise ValueError(f"{path}: not a json object mapping image_id to a list of hands ({e})") from e
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON, bad UTF-8
+            raise DataFormatError(f"{path}: not a readable JSON file ({e}) ({self.KEY})") from None
+        if not isinstance(data, dict):
+            raise DataFormatError(f"{path}: must be a JSON object mapping image_id to a list of hands, got "
+                                  f"{type(data).__name__} ({self.KEY})")
+        self.table = {str(k): self._checked_hands(str(k), v) for k, v in data.items()}
+
+    def _checked_hands(self, image_id: str, hands) -> List[Dict]:
+        where = f"{self.path} (image {image_id!r})"
+        if not isinstance(hands, list):
+            raise DataFormatError(f"{where}: must be a list of hands, got {type(hands).__name__}")
+        for k, hand in enumerate(hands):
+            if not isinstance(hand, dict) or "segmentation" not in hand:
+                raise DataFormatError(f"{where}: hands[{k}] must be an object with a \"segmentation\" RLE")
+            if hand.get("side") not in SIDES + (None,):
+                raise DataFormatError(f"{where}: hands[{k}].side must be 'left', 'right' or null, got "
+                                      f"{hand.get('side')!r}")
+            try:
+                hand["segmentation"] = check_rle(hand["segmentation"])
+            except ValueError as e:
+                raise DataFormatError(f"{where}: hands[{k}].segmentation: {e}") from None
+        return hands
+
+    def hands_of(self, image_id, height: int, width: int) -> List[Dict]:
+        """The hands of one image; a mask of another size than the image raises, naming the file."""
+        hands = self.table.get(str(image_id), [])
+        for k, hand in enumerate(hands):
+            size = [int(v) for v in hand["segmentation"]["size"]]
+            if size != [int(height), int(width)]:
+                raise DataFormatError(f"{self.path} (image {str(image_id)!r}): hands[{k}].segmentation is "
+                                      f"{size[0]}x{size[1]}, the image is {height}x{width}")
+        return hands
+
+    def check_coverage(self, image_ids: Sequence, dataset: str) -> int:
+        """Raise when the file names none of ``image_ids`` (a file of another dataset would give no image any
+        hands); log how many images it lacks (they get no hands). Returns that count."""
+        ids = [str(i) for i in image_ids]
+        missing = [i for i in ids if i not in self.table]
+        if ids and len(missing) == len(ids):
+            theirs = ", ".join(repr(k) for k in list(self.table)[:2]) or "none"
+            raise DataFormatError(
+                f"{self.path}: none of its {len(self.table)} image ids is an image of dataset {dataset} "
+                f"(file: {theirs}; dataset: {ids[0]!r}, ...): a hands file of another dataset? ({self.KEY})")
+        if missing:
+            logger.warning(f"{self.path}: {len(missing)} of {len(ids)} images of {dataset} have no entry and get "
+                           f"no hands (e.g. {', '.join(missing[:3])})")
+        return len(missing)
 
     def __call__(self, batched_inputs):
         out = []
         for x in batched_inputs:
             h, w = image_hw(x)
-            out.append(hands_to_tensors(self.table.get(str(x["image_id"]), []), h, w, self.side_heuristic))
+            out.append(hands_to_tensors(self.hands_of(x["image_id"], h, w), h, w, self.side_heuristic))
         return out
 
 
