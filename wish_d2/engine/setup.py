@@ -4,6 +4,7 @@ import logging
 from detectron2.config import get_cfg
 
 from ..config import add_wish_config
+from ..config_file import merge_config_file, merge_config_overrides
 from ..config_validation import validate_wish_config
 
 logger = logging.getLogger(__name__)
@@ -14,8 +15,8 @@ def build_cfg(config_file: str = "", opts=(), freeze: bool = True):
     cfg = get_cfg()
     add_wish_config(cfg)
     if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+        merge_config_file(cfg, config_file, "--config-file")
+    merge_config_overrides(cfg, opts)
     validate_wish_config(cfg)
     if cfg.MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED:  # the synthetic web-pretrained CLIP: built on first use, then
         from ..pretrain import resolve_web_pretrained  # loaded through CLIP.PRETRAINED like real weights

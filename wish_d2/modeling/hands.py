@@ -179,6 +179,8 @@ class DetectorHands(DatasetHands):
         from detectron2.config import get_cfg
         from detectron2.engine import DefaultPredictor
 
+        from ..config_file import merge_config_file  # the safe reader: a detector config must not run code
+
         if not 0.0 <= float(score_thresh) <= 1.0:
             raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH={score_thresh} is not a score in [0, 1]")
         if not os.path.isfile(config_file):
@@ -187,7 +189,7 @@ class DetectorHands(DatasetHands):
         if not weights:
             raise ValueError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights")
         cfg = get_cfg()
-        cfg.merge_from_file(config_file)
+        merge_config_file(cfg, config_file, "MODEL.WISH.HANDS.DETECTOR_CONFIG")
         self.class_names = [str(c).lower() for c in class_names]
         num_classes = int(cfg.MODEL.ROI_HEADS.NUM_CLASSES)
         if len(self.class_names) != num_classes:

@@ -104,10 +104,11 @@ def _cfg(config_file: str, out: str, size: BenchmarkSize, train_seed: int):
     from detectron2.config import get_cfg
 
     from .. import add_wish_config
+    from ..config_file import merge_config_file
 
     cfg = get_cfg()
     add_wish_config(cfg)
-    cfg.merge_from_file(config_file)
+    merge_config_file(cfg, config_file, "--config-file")
     cfg.merge_from_list([
         "DATASETS.TRAIN", "('wish_video_train',)", "DATASETS.VAL", "('wish_video_val',)", "DATASETS.TEST", "()",
         "MODEL.WISH.STAGE1.MAX_ITER", str(size.stage1_iters), "MODEL.WISH.STAGE2.MAX_ITER", str(size.stage2_iters),
