@@ -28,17 +28,18 @@ import torch
 from tqdm import tqdm
 
 import wish_d2  # noqa: F401  registers everything, installs the Detectron2 compat shims
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 from detectron2.data import detection_utils as utils
 from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from wish_d2 import add_wish_config
-from wish_d2.config_validation import ConfigError, validate_wish_config
+from wish_d2.config_validation import ConfigError
+from wish_d2.data.builtin import register_synthetic_from_cfg
 from wish_d2.data.taxonomy import TaxonomyError
 from wish_d2.data.proposals_io import write_proposals
+from wish_d2.engine.arg_types import check_launch_args, nonneg_int, output_file
+from wish_d2.engine.setup import build_cfg
 from wish_d2.modeling.proposal_generators import build_online_proposal_generator
 from wish_d2.utils.atomic import disk_full_names, exit_on_disk_full
 from wish_d2.utils.masks import encode_rle
@@ -49,19 +50,20 @@ logger = logging.getLogger("wish_d2.extract_proposals")
 def get_parser() -> argparse.ArgumentParser:
     parser = default_argument_parser(epilog=__doc__)
     parser.add_argument("--dataset", required=True, help="registered dataset name (DatasetCatalog)")
-    parser.add_argument("--output", required=True, help="proposals JSON-lines file to write")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N images (0 = all); for smoke tests")
+    parser.add_argument("--output", required=True, type=output_file, help="proposals JSON-lines file to write")
+    parser.add_argument("--limit", type=nonneg_int, default=0,
+                        help="only the first N images (0 = all); for smoke tests")
     # default_argument_parser already has --resume ("resume from checkpoint"); here it resumes the part files.
     return parser
 
 
+class PartFileError(ValueError):
+    """A part file that ``--resume`` cannot trust; the message names the file and line."""
+
+
 def setup(args):
-    cfg = get_cfg()
-    add_wish_config(cfg)
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
+    cfg = build_cfg(args.config_file, args.opts, resolve_pretrained=False)  # proposals never run CLIP
+    register_synthetic_from_cfg(cfg)
     setup_logger(name="wish_d2", distributed_rank=comm.get_rank())
     setup_logger(name="detectron2", distributed_rank=comm.get_rank())
     return cfg
@@ -72,18 +74,25 @@ def part_path(output: str, rank: int, world: int) -> str:
 
 
 def _read_part(path: str) -> List[Dict]:
-    """Complete records of a part file; a torn last line (killed mid-write) is dropped and cut off the file."""
+    """Complete records of a part file; a torn last line (killed mid-write) is dropped and cut off the file. Any
+    other line that is not a record is an error: dropping it, and everything after it, would lose finished work
+    silently."""
     records, good_bytes = [], 0
     if not os.path.isfile(path):
         return records
     with open(path, "rb") as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if not line.endswith(b"\n"):
                 break
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = None
+            if not (isinstance(record, dict) and isinstance(record.get("image_id"), str)
+                    and isinstance(record.get("masks"), list) and isinstance(record.get("scores"), list)):
+                raise PartFileError(f"--resume: {path} line {number} is not a proposals record; delete the part "
+                                    "file to extract its images again")
+            records.append(record)
             good_bytes += len(line)
     if good_bytes != os.path.getsize(path):
         with open(path, "r+b") as f:
@@ -146,8 +155,7 @@ def merge_parts(dicts: List[Dict], parts: List[str], output: str) -> int:
 
 
 def main(args) -> Optional[int]:
-    cfg = setup(args)
-    validate_wish_config(cfg)  # a bad value or taxonomy file fails before any image is read
+    cfg = setup(args)  # validated: a bad value or taxonomy file fails before any image is read
     rank, world = comm.get_rank(), comm.get_world_size()
     dicts = DatasetCatalog.get(args.dataset)
     if args.limit > 0:
@@ -165,8 +173,29 @@ def main(args) -> Optional[int]:
     return None
 
 
+def check_inputs(parser: argparse.ArgumentParser, args) -> None:
+    """Everything the flags name, checked before any process starts: the config, the dataset and, with
+    ``--resume``, the part files of this machine (exit status 2 and one line on the first problem)."""
+    check_launch_args(parser, args)
+    try:
+        cfg = build_cfg(args.config_file, args.opts, resolve_pretrained=False)
+        register_synthetic_from_cfg(cfg)
+        if args.resume:
+            world = args.num_gpus * args.num_machines
+            for r in range(args.machine_rank * args.num_gpus, (args.machine_rank + 1) * args.num_gpus):
+                _read_part(part_path(args.output, r, world))
+    except (ConfigError, TaxonomyError, PartFileError) as e:
+        parser.error(str(e))
+    if args.dataset not in DatasetCatalog.list():
+        known = sorted(DatasetCatalog.list())
+        parser.error(f"--dataset {args.dataset!r} is not registered; known: {', '.join(known[:12])}"
+                     + (", ..." if len(known) > 12 else ""))
+
+
 def invoke(argv=None):
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    check_inputs(parser, args)
     print("Command Line Args:", args)
     try:
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,

@@ -29,7 +29,8 @@ import torch
 import wish_d2  # noqa: F401  registers WISH and installs Detectron2 compat shims
 from detectron2.utils.logger import setup_logger
 
-from wish_d2.config_validation import ConfigError
+from wish_d2.config_validation import MAX_FRAMES, MAX_ITERS, ConfigError
+from wish_d2.engine.arg_types import int_in, output_dir, output_file
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.setup import build_cfg
 from wish_d2.modeling.clip_encoder import build_mask_pooled_clip
@@ -40,16 +41,19 @@ from wish_d2.utils.atomic import exit_on_disk_full
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", default="configs/wish_synthetic_pretrained.yaml")
-    parser.add_argument("--probe-frames", type=int, default=None,
+    parser.add_argument("--probe-frames", type=int_in(0, MAX_FRAMES), default=None,
                         help="test frames of the zero-shot probe (default: MODEL.WISH.CLIP.PROBE_FRAMES; 0 skips it)")
-    parser.add_argument("--json", default="", help="also write the report to this file")
-    parser.add_argument("--ship", default="", metavar="FILE",
+    parser.add_argument("--json", type=output_file, default=None, help="also write the report to this file")
+    parser.add_argument("--ship", type=output_file, default=None, metavar="FILE",
                         help="run the long pretraining and write FILE (fp16 state dict) with FILE's .json manifest")
-    parser.add_argument("--work-dir", default="output/web_clip_release",
+    parser.add_argument("--work-dir", type=output_dir, default="output/web_clip_release",
                         help="--ship: resumable state (model, optimizer, curves) lives here")
-    parser.add_argument("--save-every", type=int, default=200, help="--ship: steps between saves and probes")
-    parser.add_argument("--probe-val-frames", type=int, default=150, help="--ship: val frames of each probe")
-    parser.add_argument("--probe-test-frames", type=int, default=150, help="--ship: test frames of each probe")
+    parser.add_argument("--save-every", type=int_in(1, MAX_ITERS), default=200,
+                        help="--ship: steps between saves and probes")
+    parser.add_argument("--probe-val-frames", type=int_in(0, MAX_FRAMES), default=150,
+                        help="--ship: val frames of each probe")
+    parser.add_argument("--probe-test-frames", type=int_in(0, MAX_FRAMES), default=150,
+                        help="--ship: test frames of each probe")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return parser
 
@@ -90,9 +94,6 @@ def ship(args):
     from wish_d2.pretrain.release import pretrain_and_ship
     from wish_d2.pretrain.store import settings_from_cfg
 
-    if args.save_every < 1 or min(args.probe_val_frames, args.probe_test_frames) < 0:
-        print("error: --save-every must be >= 1 and the probe frame counts >= 0", file=sys.stderr)
-        sys.exit(2)
     try:
         cfg = build_cfg(args.config_file, args.opts, freeze=False)
     except ConfigError as e:

@@ -25,6 +25,7 @@ from detectron2.utils.logger import setup_logger
 from wish_d2.config_validation import ConfigError
 from wish_d2.data.common import DataFormatError
 from wish_d2.engine import WISHTrainer, run_pipeline
+from wish_d2.engine.arg_types import check_launch_args
 from wish_d2.engine.checkpoint import WeightsError, load_eval_weights
 from wish_d2.engine.setup import setup_cfg
 from wish_d2.utils.atomic import exit_on_disk_full, write_json
@@ -69,8 +70,16 @@ def argument_parser():
     return parser
 
 
+def parse_args(argv=None):
+    """The command line, with the launch flags checked (exit status 2 naming the flag)."""
+    parser = argument_parser()
+    args = parser.parse_args(argv)
+    check_launch_args(parser, args)
+    return args
+
+
 if __name__ == "__main__":
-    args = argument_parser().parse_args()
+    args = parse_args()
     try:
         with exit_on_disk_full():
             launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,

@@ -10,16 +10,18 @@ from ..config_validation import validate_wish_config
 logger = logging.getLogger(__name__)
 
 
-def build_cfg(config_file: str = "", opts=(), freeze: bool = True):
-    """Detectron2's default config + ``MODEL.WISH`` + ``config_file`` + ``KEY VALUE`` overrides, validated."""
+def build_cfg(config_file: str = "", opts=(), freeze: bool = True, resolve_pretrained: bool = True):
+    """Detectron2's default config + ``MODEL.WISH`` + ``config_file`` (read safely) + ``KEY VALUE`` overrides,
+    validated. ``resolve_pretrained=False`` leaves the web-pretrained CLIP unbuilt, for tools that never run CLIP."""
     cfg = get_cfg()
     add_wish_config(cfg)
     if config_file:
         merge_config_file(cfg, config_file, "--config-file")
     merge_config_overrides(cfg, opts)
     validate_wish_config(cfg)
-    if cfg.MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED:  # the synthetic web-pretrained CLIP: built on first use, then
-        from ..pretrain import resolve_web_pretrained  # loaded through CLIP.PRETRAINED like real weights
+    # the synthetic web-pretrained CLIP: built on first use, then loaded through CLIP.PRETRAINED like real weights
+    if resolve_pretrained and cfg.MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED:
+        from ..pretrain import resolve_web_pretrained
 
         resolve_web_pretrained(cfg)
     if freeze:
