@@ -177,20 +177,40 @@ def load_config_dict(path: str) -> Dict:
             if not os.path.isfile(base_file):
                 what = "is a directory" if os.path.isdir(base_file) else "not found"
                 raise ConfigFileError(f"{p}: {BASE_KEY} {base!r} {what} ({base_file})")
-            _merge_a_into_b(load(base_file, list(chain) + [(real, p)]), merged, p)
+            try:
+                base_data = load(base_file, list(chain) + [(real, p)])
+            except ConfigFileError as e:
+                raise ConfigFileError(f"{e} (a {BASE_KEY} of {p})") from None
+            _merge_a_into_b(base_data, merged, p)
         _merge_a_into_b(data, merged, p)
         return merged
 
     return load(path, [])
 
 
+def _check_sections(data: Dict, cfg, path: str, prefix: str = "") -> None:
+    """A value where ``cfg`` has a section of keys (``MODEL: 3``) is named here; yacs would fail obscurely."""
+    for k, v in data.items():
+        node = cfg.get(k) if hasattr(cfg, "get") else None
+        if isinstance(node, dict):
+            if not isinstance(v, dict):
+                raise ConfigFileError(f"{path}: {prefix}{k} is a section of config keys, got {_short(v)}")
+            _check_sections(v, node, path, f"{prefix}{k}.")
+
+
+def _short(value, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
 # what yacs and Detectron2 raise for a key or value they cannot merge (messages name the key)
 _MERGE_ERRORS = (KeyError, ValueError, TypeError, AssertionError, RecursionError, MemoryError)
 
 
-def _message(e: BaseException) -> str:
+def _message(e: BaseException, limit: int = 300) -> str:
     text = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-    return " ".join(str(text).split()) or type(e).__name__
+    text = " ".join(str(text).split()) or type(e).__name__
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def merge_config_file(cfg, path: str, name: str = "") -> None:
@@ -201,7 +221,9 @@ def merge_config_file(cfg, path: str, name: str = "") -> None:
 
     where = f"{name}: {path}" if name else str(path)
     try:
-        loaded = CfgNode(load_config_dict(path))
+        data = load_config_dict(path)
+        _check_sections(data, cfg, path)
+        loaded = CfgNode(data)
         version = loaded.get("VERSION", None)
         if version is None:
             version = guess_version(loaded, path)
@@ -233,4 +255,4 @@ def merge_config_overrides(cfg, opts: Sequence[str]) -> None:
         try:
             cfg.merge_from_list([key, value])
         except _MERGE_ERRORS as e:
-            raise ConfigFileError(f"config override {key} {value!r}: {_message(e)}") from None
+            raise ConfigFileError(f"config override {key} {_short(value)}: {_message(e)}") from None
