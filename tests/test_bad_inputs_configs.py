@@ -233,6 +233,7 @@ VALUES = [
     ("OUTPUT_DIR", "", "a non-empty string"),
     ("OUTPUT_DIR", _existing_file, "not an existing file"),
     ("MODEL.WISH.CACHE.DIR", _existing_file, "not an existing file"),
+    ("OUTPUT_DIR", lambda t: os.path.join(_existing_file(t), "sub"), "not an existing file (nor under one)"),
     ("DATASETS.TRAIN", ("",), "list of non-empty strings"),
     ("DATASETS.TEST", "wish_synth_test", "list of non-empty strings"),
     ("MODEL.WISH.CLIP.MODEL_NAME", "", "non-empty string"),

@@ -18,6 +18,7 @@ Each rank appends to ``OUTPUT.part{rank}of{world}`` as it goes (flushed every im
 is done; the final ``OUTPUT`` is written atomically by rank 0, in dataset order, and the part files are removed.
 """
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -187,9 +188,9 @@ def check_inputs(parser: argparse.ArgumentParser, args) -> None:
     except (ConfigError, TaxonomyError, PartFileError) as e:
         parser.error(str(e))
     if args.dataset not in DatasetCatalog.list():
-        known = sorted(DatasetCatalog.list())
-        parser.error(f"--dataset {args.dataset!r} is not registered; known: {', '.join(known[:12])}"
-                     + (", ..." if len(known) > 12 else ""))
+        close = difflib.get_close_matches(args.dataset, DatasetCatalog.list(), n=5, cutoff=0.5)
+        parser.error(f"--dataset {args.dataset!r} is not registered"
+                     + (f" (did you mean {', '.join(close)}?)" if close else ""))
 
 
 def invoke(argv=None):

@@ -42,6 +42,17 @@ class ConfigError(ValueError):
     """One or more config values are invalid; the message names each key, its value and the allowed values."""
 
 
+def file_in_the_way(path: str) -> Optional[str]:
+    """The path, or the nearest existing folder above it, if that is not a folder: no folder can be made there."""
+    p = os.path.abspath(path)
+    while not os.path.exists(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            return None
+        p = parent
+    return None if os.path.isdir(p) else p
+
+
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -116,8 +127,8 @@ class _Checker:
                    else "a list of non-empty strings")
 
     def folder(self, key: str) -> None:
-        self.check(key, lambda v: not isinstance(v, str) or not os.path.isfile(v),
-                   "a folder path, not an existing file")
+        self.check(key, lambda v: not isinstance(v, str) or not v or not file_in_the_way(v),
+                   "a folder path, not an existing file (nor under one)")
 
     def positive_int(self, key: str) -> None:
         self.check(key, lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0, "an integer > 0")

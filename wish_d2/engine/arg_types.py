@@ -8,6 +8,7 @@ import math
 import os
 from typing import Callable, Optional, Tuple
 
+
 def int_in(low: int, high: Optional[int] = None) -> Callable[[str], int]:
     """An argparse type: an integer in ``[low, high]`` (no upper bound if ``high`` is None)."""
     allowed = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
@@ -62,22 +63,13 @@ def image_size(text: str) -> Tuple[int, int]:
     return h, w
 
 
-def _blocking_file(path: str) -> Optional[str]:
-    """The path itself or the nearest existing folder above it, if that is not a folder: nothing can be created."""
-    p = os.path.abspath(path)
-    while not os.path.exists(p):
-        parent = os.path.dirname(p)
-        if parent == p:
-            return None
-        p = parent
-    return None if os.path.isdir(p) else p
-
-
 def output_dir(text: str) -> str:
     """An argparse type: a folder to write into; an existing file (at the path or above it) is refused."""
+    from ..config_validation import file_in_the_way
+
     if not text:
         raise argparse.ArgumentTypeError("expected a folder path, got ''")
-    blocking = _blocking_file(text)
+    blocking = file_in_the_way(text)
     if blocking:
         raise argparse.ArgumentTypeError(f"{text!r} cannot be an output folder: {blocking!r} is an existing file")
     return text
@@ -86,11 +78,13 @@ def output_dir(text: str) -> str:
 def output_file(text: str) -> str:
     """An argparse type: a file to (over)write; an existing folder, or a file where its folder should be, is
     refused."""
+    from ..config_validation import file_in_the_way
+
     if not text:
         raise argparse.ArgumentTypeError("expected a file path, got ''")
     if os.path.isdir(text):
         raise argparse.ArgumentTypeError(f"{text!r} is an existing folder, not an output file")
-    blocking = _blocking_file(os.path.dirname(os.path.abspath(text)))
+    blocking = file_in_the_way(os.path.dirname(os.path.abspath(text)))
     if blocking:
         raise argparse.ArgumentTypeError(f"cannot write {text!r}: {blocking!r} is an existing file, not a folder")
     return text
