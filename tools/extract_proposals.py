@@ -15,7 +15,9 @@ Which generator: ``MODEL.PROPOSAL_GENERATOR.NAME`` if it is ``SAMProposals``/``G
 ``MODEL.WISH.PROPOSALS.{MIN_AREA, MAX_PER_IMAGE}`` apply at extraction (raise them here to keep more).
 
 Each rank appends to ``OUTPUT.part{rank}of{world}`` as it goes (flushed every image), so ``--resume`` skips what
-is done; the final ``OUTPUT`` is written atomically by rank 0, in dataset order, and the part files are removed.
+is done (a torn last line is dropped; any other line that is not a record is refused, naming the file and line);
+the final ``OUTPUT`` is written atomically by rank 0, in dataset order, and the part files are removed. The config,
+``--dataset`` and this machine's part files are checked before any process starts (exit status 2).
 """
 import argparse
 import difflib
