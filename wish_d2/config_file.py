@@ -88,7 +88,7 @@ def _check_expanded_size(root) -> None:
 def _yaml_problem(e: yaml.YAMLError) -> str:
     mark = getattr(e, "problem_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    problem = getattr(e, "problem", None) or str(e)
+    problem = ", ".join(filter(None, [getattr(e, "context", None), getattr(e, "problem", None)])) or str(e)
     if "could not determine a constructor for the tag" in problem:
         problem = problem.replace("could not determine a constructor for the tag", "the tag") + \
             " is not allowed (configs are read with a safe YAML loader: no Python objects)"
@@ -139,7 +139,7 @@ def _merge_a_into_b(a: Dict, b: Dict, path: str, prefix: str = "") -> None:
     for k, v in a.items():
         if isinstance(v, dict) and k in b:
             if not isinstance(b[k], dict):
-                raise ConfigFileError(f"{path}: {prefix}{k} is a mapping, but its base sets it to {b[k]!r}")
+                raise ConfigFileError(f"{path}: {prefix}{k} is a mapping, but its base sets it to {_short(b[k])}")
             _merge_a_into_b(v, b[k], path, f"{prefix}{k}.")
         else:
             b[k] = v
@@ -180,6 +180,8 @@ def load_config_dict(path: str) -> Dict:
             try:
                 base_data = load(base_file, list(chain) + [(real, p)])
             except ConfigFileError as e:
+                if f"(a {BASE_KEY} of " in str(e):  # the innermost including file is already named
+                    raise
                 raise ConfigFileError(f"{e} (a {BASE_KEY} of {p})") from None
             _merge_a_into_b(base_data, merged, p)
         _merge_a_into_b(data, merged, p)
