@@ -156,6 +156,18 @@ def test_the_hand_detector_config_is_read_safely(tmp_path):
     assert not (tmp_path / MARKER).exists()
 
 
+def test_validation_reads_the_hand_detector_config_first(tmp_path):
+    cfg = _valid_cfg(tmp_path)
+    cfg.MODEL.WISH.HANDS.SOURCE = "detector"
+    with pytest.raises(ConfigError, match="DETECTOR_CONFIG='': expected the detector's config file"):
+        validate_wish_config(cfg)
+    (tmp_path / "det.yaml").write_text(_payload(tmp_path))
+    cfg.MODEL.WISH.HANDS.DETECTOR_CONFIG = str(tmp_path / "det.yaml")
+    with pytest.raises(ConfigError, match=r"DETECTOR_CONFIG=.*det.yaml: line 1.*is not allowed"):
+        validate_wish_config(cfg)
+    assert not (tmp_path / MARKER).exists()
+
+
 def test_no_unsafe_config_reader_left_in_the_package_or_tools():
     """Detectron2's ``merge_from_file`` falls back to ``yaml.unsafe_load``: only ``config_file.py`` reads YAML."""
     offenders = []

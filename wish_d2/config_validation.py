@@ -177,6 +177,26 @@ def _check_taxonomy_file(c: _Checker, key: str) -> None:
             c.errors.append(f"{key}={path!r}: {e}")
 
 
+def _check_detector_config(c: _Checker, prefix: str) -> None:
+    """With ``HANDS.SOURCE detector`` the detector's config is read now, safely, so a missing or malicious file
+    fails before any extraction (the hand source merges it into a Detectron2 config when it is built)."""
+    from .config_file import ConfigFileError, load_config_dict
+
+    try:
+        source, path = c.get(prefix + "SOURCE"), c.get(prefix + "DETECTOR_CONFIG")
+    except KeyError:
+        return
+    if source != "detector" or not isinstance(path, str):
+        return
+    if not path:
+        c.errors.append(f"{prefix}DETECTOR_CONFIG='': expected the detector's config file ({prefix}SOURCE detector)")
+        return
+    try:
+        load_config_dict(path)
+    except ConfigFileError as e:
+        c.errors.append(f"{prefix}DETECTOR_CONFIG={path!r}: {e}")
+
+
 def validate_wish_config(cfg) -> None:
     """Raise :class:`ConfigError` naming every invalid WISH config value (and what it may be); else return.
 
@@ -241,6 +261,7 @@ def validate_wish_config(cfg) -> None:
         c.string(p + "HANDS." + k)
     c.strings(p + "HANDS.DETECTOR_CLASSES", nonempty=True)
     c.fraction(p + "HANDS.DETECTOR_SCORE_THRESH")
+    _check_detector_config(c, p + "HANDS.")
     c.fraction(p + "HANDS.DILATION")
 
     c.int_in(p + "ADAPTER.HIDDEN_DIM", 1, MAX_WIDTH)
