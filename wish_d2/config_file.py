@@ -17,6 +17,7 @@ from .config_validation import ConfigError
 BASE_KEY = "_BASE_"
 MAX_FILE_BYTES = 4 << 20  # a config is a few KB; anything this large is not one
 MAX_NODES = 100_000  # YAML nodes after alias expansion: a config has hundreds, a "billion laughs" file billions
+MAX_DEPTH = 64  # nesting levels: a config has fewer than ten; deeper input would exhaust the parser's recursion
 MAX_FILES = 64  # files read for one config, bases included (a fan-out of repeated bases grows exponentially)
 
 
@@ -25,8 +26,19 @@ class ConfigFileError(ConfigError):
 
 
 class StrictSafeLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (no Python tags) that refuses duplicate keys, where the last would silently win, and
-    documents whose aliases expand past :data:`MAX_NODES` nodes or refer to themselves."""
+    """``yaml.SafeLoader`` (no Python tags) that refuses duplicate keys, where the last would silently win,
+    nesting past :data:`MAX_DEPTH` levels, and documents whose aliases expand past :data:`MAX_NODES` nodes or refer
+    to themselves."""
+
+    def compose_node(self, parent, index):
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_DEPTH} levels",
+                                                  self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def get_single_node(self):
         node = super().get_single_node()
