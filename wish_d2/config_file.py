@@ -15,7 +15,7 @@ import yaml
 from .config_validation import ConfigError
 
 BASE_KEY = "_BASE_"
-MAX_FILE_BYTES = 4 << 20  # a config is a few KB; anything this large is not one
+MAX_FILE_BYTES = 1 << 20  # a config is a few KB; a larger file is not one (and parsing it would take seconds)
 MAX_NODES = 100_000  # YAML nodes after alias expansion: a config has hundreds, a "billion laughs" file billions
 MAX_DEPTH = 64  # nesting levels: a config has fewer than ten; deeper input would exhaust the parser's recursion
 MAX_FILES = 64  # files read for one config, bases included (a fan-out of repeated bases grows exponentially)
