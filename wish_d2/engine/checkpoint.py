@@ -9,10 +9,12 @@ allowed (``--allow-partial-weights``). Files are read by
 import logging
 from typing import Optional
 
+import torch
+
 from ..modeling.checkpointer import SafeDetectionCheckpointer, head_problems
 from ..modeling.weights import WeightsError
 
-__all__ = ["HEAD_PREFIX", "WeightsError", "check_heads_loaded", "load_eval_weights"]
+__all__ = ["HEAD_PREFIX", "WeightsError", "check_heads_loaded", "check_init_weights", "load_eval_weights"]
 
 logger = logging.getLogger(__name__)
 HEAD_PREFIX = "roi_heads."  # the trained part of WISH; the frozen CLIP may come from CLIP.PRETRAINED instead
@@ -31,6 +33,26 @@ def check_heads_loaded(checkpointer: SafeDetectionCheckpointer, what: str, allow
         raise WeightsError(message + f". Not a WISH checkpoint of this config? Pass --allow-partial-weights to "
                                      f"{use} anyway.")
     logger.warning(message + " (allowed by --allow-partial-weights)")
+
+
+def check_init_weights(cfg, allow_partial: bool = False) -> None:
+    """Before any extraction: ``MODEL.WEIGHTS`` must be a safe, readable checkpoint that fills the WISH heads of
+    ``cfg`` (unless ``allow_partial``). Only the heads are built (their input width read from the open_clip model
+    config), so this costs a file read, not a CLIP; the stage that loads the weights checks them again."""
+    import open_clip
+    from detectron2.modeling.roi_heads import build_roi_heads
+
+    from ..modeling.clip_encoder import register_model_configs
+
+    register_model_configs()
+    clip_cfg = open_clip.get_model_config(cfg.MODEL.WISH.CLIP.MODEL_NAME) or {}
+    holder = torch.nn.Module()
+    if "embed_dim" in clip_cfg:
+        holder.roi_heads = build_roi_heads(cfg, {"clip": int(clip_cfg["embed_dim"])})
+    checkpointer = SafeDetectionCheckpointer(holder)
+    checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
+    if "embed_dim" in clip_cfg:
+        check_heads_loaded(checkpointer, checkpointer.source, allow_partial, use="train from them")
 
 
 def load_eval_weights(model, weights: str, allow_partial: bool = False, save_dir: str = "",

@@ -6,13 +6,33 @@ from detectron2.engine import DefaultTrainer
 
 from ..config_validation import OPTIMIZERS, validate_wish_config
 from ..evaluation.inhand_evaluator import InHandEvaluator
+from ..modeling.checkpointer import SafeDetectionCheckpointer
+from .checkpoint import check_heads_loaded
 from .data import build_cached_test_loader, build_cached_train_loader, dataset_dicts, load_pseudo_labels
 
 
 class WISHTrainer(DefaultTrainer):
-    def __init__(self, cfg):
+    def __init__(self, cfg, allow_partial_weights: bool = False):
         validate_wish_config(cfg)  # before the model, the loaders or any feature extraction
+        self.allow_partial_weights = allow_partial_weights
         super().__init__(cfg)
+
+    def resume_or_load(self, resume=True):
+        """Detectron2's ``resume_or_load``, read through :class:`SafeDetectionCheckpointer` (no code runs from a
+        file; ``last_checkpoint`` must name a file of OUTPUT_DIR; one-line errors), and refusing weights that leave
+        part of the WISH heads unmatched unless ``allow_partial_weights``."""
+        checkpointer = SafeDetectionCheckpointer(self.model, self.cfg.OUTPUT_DIR, **self.checkpointer.checkpointables)
+        path = checkpointer.get_checkpoint_file() if resume and checkpointer.has_checkpoint() else ""
+        if path:
+            checkpointer.load(path)  # model, optimizer, scheduler, iteration
+        else:
+            checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
+        if checkpointer.source:
+            check_heads_loaded(checkpointer, checkpointer.source, self.allow_partial_weights,
+                               use="resume from them" if path else "train from them")
+        if path:
+            # the checkpoint stores the iteration that just finished, so training goes on at the next one
+            self.start_iter = self.iter + 1
 
     @classmethod
     def build_train_loader(cls, cfg):

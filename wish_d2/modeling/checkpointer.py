@@ -28,7 +28,8 @@ from .download import looks_like_html
 from .weights import (MissingWeightsError, UnreadableWeightsError, WeightsError, is_url, model_zoo_url,
                       resolve_weights_file)
 
-__all__ = ["LAST_CHECKPOINT", "SafeDetectionCheckpointer", "head_problems", "read_checkpoint"]
+__all__ = ["LAST_CHECKPOINT", "SafeDetectionCheckpointer", "head_problems", "local_weights_file", "read_checkpoint",
+           "tagged_checkpoint"]
 
 LAST_CHECKPOINT = "last_checkpoint"  # the file in which Detectron2 names the newest checkpoint of an output folder
 _MAX_TAG_BYTES = 4096  # a file name, not a document
@@ -135,6 +136,59 @@ def read_checkpoint(filename: str, source: str = "") -> Dict[str, Any]:
     return _read_pickle(filename, source) if filename.endswith(".pkl") else _read_torch(filename, source)
 
 
+def tagged_checkpoint(save_dir: str) -> str:
+    """The checkpoint file that ``save_dir/last_checkpoint`` names ("" when there is no such file), refused with a
+    :class:`~.weights.WeightsError` unless it is one plain name of an existing file inside ``save_dir``: garbage,
+    an empty tag, a folder, a missing file, an absolute path or a ``../`` escape (symbolic links included)."""
+    tag = os.path.join(save_dir, LAST_CHECKPOINT)
+    if os.path.isdir(tag):
+        raise WeightsError(f"{tag}: is a folder, not the file naming the last checkpoint; --resume cannot use it")
+    try:
+        with open(tag, "rb") as f:
+            raw = f.read(_MAX_TAG_BYTES + 1)
+    except FileNotFoundError:
+        return ""  # nothing to resume (or removed since has_checkpoint()): start from scratch, as Detectron2 does
+    except OSError as e:
+        raise WeightsError(f"{tag}: cannot be read ({_first_line(e)})") from e
+    try:
+        name = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        name = None
+    if name is None or len(raw) > _MAX_TAG_BYTES or "\n" in name or "\x00" in name:
+        raise WeightsError(f"{tag}: is not one checkpoint file name (garbage in the file); delete it to start "
+                           "over, or write the name of a checkpoint of this folder into it")
+    if not name:
+        raise WeightsError(f"{tag}: is empty; delete it to start over, or write the name of a checkpoint of this "
+                           "folder into it")
+    path = os.path.join(save_dir, name)
+    inside = os.path.realpath(save_dir) + os.sep
+    if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/") or \
+            not os.path.realpath(path).startswith(inside):
+        raise WeightsError(f"{tag}: names {name!r}, which is outside the output folder {save_dir}; refused (a "
+                           "last_checkpoint may only name a file of its own folder)")
+    if not os.path.isfile(path):
+        what = "a folder" if os.path.isdir(path) else "missing"
+        raise WeightsError(f"{tag}: names {name!r}, which is {what}; --resume has no checkpoint to load")
+    return path
+
+
+def local_weights_file(path: str, key: str = "MODEL.WEIGHTS", source: str = "") -> str:
+    """The local file of a weights value: the path itself, or the download of an http(s) or ``detectron2://``
+    address; a folder, a missing file or another kind of address is a :class:`~.weights.WeightsError`."""
+    source = source or f"{key}={path!r}"
+    if is_url(model_zoo_url(path)):
+        return resolve_weights_file(path, key)
+    if "://" in path:
+        raise WeightsError(f"{source}: unsupported address; give a local file, an http(s):// URL or a "
+                           "detectron2:// model-zoo name")
+    local = os.path.expanduser(path)
+    if os.path.isdir(local):
+        raise WeightsError(f"{source}: is a folder, not a weights file")
+    if not os.path.isfile(local):
+        raise MissingWeightsError(f"{source}: no such file")
+    return local
+
+
 class SafeDetectionCheckpointer(DetectionCheckpointer):
     """``DetectionCheckpointer`` that never runs code from a file and reports every bad input in one line.
 
@@ -154,50 +208,8 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
     # ---- which file ----------------------------------------------------------------------------------------
     def get_checkpoint_file(self) -> str:
         """The file ``last_checkpoint`` names, refused unless it is a plain name of a file inside ``save_dir``."""
-        tag = os.path.join(self.save_dir, LAST_CHECKPOINT)
-        if os.path.isdir(tag):
-            raise WeightsError(f"{tag}: is a folder, not the file naming the last checkpoint; --resume cannot use it")
-        try:
-            with open(tag, "rb") as f:
-                raw = f.read(_MAX_TAG_BYTES + 1)
-        except FileNotFoundError:
-            return ""  # removed since has_checkpoint(): start from scratch, as Detectron2 does
-        except OSError as e:
-            raise WeightsError(f"{tag}: cannot be read ({_first_line(e)})") from e
-        try:
-            name = raw.decode("utf-8").strip()
-        except UnicodeDecodeError:
-            name = None
-        if name is None or len(raw) > _MAX_TAG_BYTES or "\n" in name or "\x00" in name:
-            raise WeightsError(f"{tag}: is not one checkpoint file name (garbage in the file); delete it to start "
-                               "over, or write the name of a checkpoint of this folder into it")
-        if not name:
-            raise WeightsError(f"{tag}: is empty; delete it to start over, or write the name of a checkpoint "
-                               "of this folder into it")
-        path = os.path.join(self.save_dir, name)
-        inside = os.path.realpath(self.save_dir) + os.sep
-        if os.path.isabs(name) or ".." in name.replace("\\", "/").split("/") or \
-                not os.path.realpath(path).startswith(inside):
-            raise WeightsError(f"{tag}: names {name!r}, which is outside the output folder {self.save_dir}; "
-                               "refused (a last_checkpoint may only name a file of its own folder)")
-        if not os.path.isfile(path):
-            what = "a folder" if os.path.isdir(path) else "missing"
-            raise WeightsError(f"{tag}: names {name!r}, which is {what}; --resume has no checkpoint to load")
-        self._tagged = path
-        return path
-
-    def _local_file(self, path: str) -> str:
-        if is_url(model_zoo_url(path)):
-            return resolve_weights_file(path, self.key)
-        if "://" in path:
-            raise WeightsError(f"{self.source}: unsupported address; give a local file, an http(s):// URL or a "
-                               "detectron2:// model-zoo name")
-        local = os.path.expanduser(path)
-        if os.path.isdir(local):
-            raise WeightsError(f"{self.source}: is a folder, not a weights file")
-        if not os.path.isfile(local):
-            raise MissingWeightsError(f"{self.source}: no such file")
-        return local
+        self._tagged = tagged_checkpoint(self.save_dir)
+        return self._tagged
 
     # ---- reading -------------------------------------------------------------------------------------------
     def load(self, path: str, checkpointables: Optional[List[str]] = None) -> Dict[str, Any]:
@@ -205,9 +217,8 @@ class SafeDetectionCheckpointer(DetectionCheckpointer):
         if not path:
             return super().load(path, checkpointables)
         tag = os.path.join(self.save_dir, LAST_CHECKPOINT)
-        self.source = (f"checkpoint {path} (named by {tag})" if path == self._tagged
-                        else f"{self.key}={path!r}")
-        local = self._local_file(path)
+        self.source = f"checkpoint {path} (named by {tag})" if path == self._tagged else f"{self.key}={path!r}"
+        local = local_weights_file(path, self.key, self.source)
         if local != path and path != self._tagged:
             self.source = f"{self.key}={path!r} ({local})"
         try:

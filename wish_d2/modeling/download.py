@@ -77,7 +77,8 @@ class _Watchdog(threading.Thread):
             if now - start < self.window:
                 continue
             if self.received - at_start < self.min_bytes:
-                self.reason = (f"fewer than {self.min_bytes / self.window / 1024:.0f} KiB/s over {self.window:g} s "
+                self.reason = (f"no data within {self.window:g} s" if not self.received else
+                               f"fewer than {self.min_bytes / self.window / 1024:g} KiB/s over {self.window:g} s "
                                f"({self.received} bytes in all)")
                 if self.sock is not None:
                     try:
