@@ -27,8 +27,11 @@ def check_heads_loaded(checkpointer: SafeDetectionCheckpointer, what: str, allow
     problems = head_problems(checkpointer.incompatible, HEAD_PREFIX)
     if not problems:
         return
-    message = (f"{what} matches the WISH heads only partly ({len(problems)} problem(s)): "
-               + "; ".join(problems[:8]) + ("; ..." if len(problems) > 8 else ""))
+    kinds = {kind: [p for p in problems if p.startswith(kind)] for kind in ("missing", "unexpected", "shape")}
+    counts = ", ".join(f"{len(v)} {k if k != 'shape' else 'of another shape'}" for k, v in kinds.items() if v)
+    examples = [p for v in kinds.values() for p in v[:3]]  # a few of each kind: a foreign file shows its own keys
+    message = (f"{what} matches the WISH heads only partly ({counts}): " + "; ".join(examples)
+               + ("; ..." if len(examples) < len(problems) else ""))
     if not allow_partial:
         raise WeightsError(message + f". Not a WISH checkpoint of this config? Pass --allow-partial-weights to "
                                      f"{use} anyway.")

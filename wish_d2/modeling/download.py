@@ -170,12 +170,10 @@ def download_to_cache(url: str) -> str:
             with os.fdopen(fd, "wb") as out:
                 _fetch(url, out, watchdog)
             os.replace(tmp, path)
-        except DownloadError:
-            raise
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            if watchdog.reason:
+        except (OSError, http.client.HTTPException, ValueError) as e:  # DownloadError is an OSError
+            if watchdog.reason:  # the watchdog cut it: whatever the read then saw, the cause is the rate
                 raise DownloadError(f"too slow: {watchdog.reason}") from e
-            raise DownloadError(_describe(e)) from e
+            raise e if isinstance(e, DownloadError) else DownloadError(_describe(e)) from e
         finally:
             watchdog.stop()
             if os.path.exists(tmp):
