@@ -94,15 +94,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _leaves(tree: Any, key: str):
+    """``(full key, value)`` of every leaf under ``key`` (the key itself when ``tree`` is not a section)."""
+    if not isinstance(tree, dict):
+        yield key, tree
+        return
+    for k, v in tree.items():
+        yield from _leaves(v, f"{key}.{k}")
+
+
 def resume_mismatches(saved: dict, cfg) -> List[Tuple[str, Any, Any]]:
-    """``(key, saved value, current value)`` for every key of :data:`RESUME_KEYS` that changed; keys absent from
-    the saved config (written by an older version) cannot be compared and are skipped."""
+    """``(key, saved value, current value)`` for every key of :data:`RESUME_KEYS` (or leaf of a section there)
+    that changed; keys absent from the saved config (written by an older version) cannot be compared and are
+    skipped."""
     current = yaml.safe_load(cfg.dump())
     out = []
-    for key in RESUME_KEYS:
-        before, now = _lookup(saved, key), _lookup(current, key)
-        if before is not _MISSING and _plain(before) != _plain(now):
-            out.append((key, before, now))
+    for section in RESUME_KEYS:
+        for key, now in _leaves(_lookup(current, section), section):
+            before = _lookup(saved, key)
+            if before is not _MISSING and _plain(before) != _plain(now):
+                out.append((key, before, now))
     return out
 
 
