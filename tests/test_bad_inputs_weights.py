@@ -24,7 +24,7 @@ from wish_fixtures import tiny_cfg
 from wish_d2.engine.checkpoint import WeightsError, check_init_weights, load_eval_weights
 from wish_d2.modeling import download
 from wish_d2.modeling.checkpointer import SafeDetectionCheckpointer, read_checkpoint
-from wish_d2.modeling.hands import _load_detector_weights
+from wish_d2.modeling.hands import load_detector_weights
 from wish_d2.modeling.weights import WeightsUnavailableError, resolve_weights_file
 from wish_d2.utils.safe_pickle import UnsafePickleError, load_weights_pickle
 
@@ -143,7 +143,7 @@ def _loaders(cfg):
     return {
         "eval": lambda p: load_eval_weights(build_model(cfg), p),
         "train_init": lambda p: check_init_weights(_with_weights(cfg, p)),
-        "hand_detector": lambda p: _load_detector_weights(_TinyBackbone(), p),
+        "hand_detector": lambda p: load_detector_weights(_TinyBackbone(), p),
     }
 
 

@@ -39,8 +39,8 @@ everything else; a non-empty DIR without that list was not written by the demo a
 
 Without ``MODEL.WEIGHTS`` the model runs with its embedded default: untrained (random) heads, so the output is a smoke
 test of the pipeline, not a result. Exit status: 0 when at least one frame was processed, 1 when none was, 2 for a
-setup error (missing config or weights file, weights that match the WISH heads only partly, an invalid config
-value, --output an existing file, or a non-empty --output folder).
+setup error (missing config or weights file, an unsafe or unreadable weights file, weights that match the WISH heads
+only partly, an invalid config value, --output an existing file, or a non-empty --output folder).
 """
 import argparse
 import logging

@@ -31,7 +31,7 @@ def check_heads_loaded(checkpointer: SafeDetectionCheckpointer, what: str, allow
     counts = ", ".join(f"{len(v)} {k if k != 'shape' else 'of another shape'}" for k, v in kinds.items() if v)
     examples = [p for v in kinds.values() for p in v[:3]]  # a few of each kind: a foreign file shows its own keys
     message = (f"{what} matches the WISH heads only partly ({counts}): " + "; ".join(examples)
-               + ("; ..." if len(examples) < len(problems) else ""))
+               + (" and more" if len(examples) < len(problems) else ""))
     if not allow_partial:
         raise WeightsError(message + f". Not a WISH checkpoint of this config? Pass --allow-partial-weights to "
                                      f"{use} anyway.")

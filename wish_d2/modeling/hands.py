@@ -83,7 +83,7 @@ class PrecomputedHands(DatasetHands):
         return out
 
 
-def _load_detector_weights(model, weights: str) -> None:
+def load_detector_weights(model, weights: str) -> None:
     """Every parameter of the detector must come from ``weights``: otherwise hands would come from a partly random
     model, silently. The file is read safely (no code runs from a ``.pkl`` or ``.pth``)."""
     checkpointer = SafeDetectionCheckpointer(model, key="MODEL.WISH.HANDS.DETECTOR_WEIGHTS")
@@ -135,7 +135,7 @@ class DetectorHands(DatasetHands):
         cfg.MODEL.DEVICE = device
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh  # INPUT.FORMAT stays the detector's own
         self.predictor = DefaultPredictor(cfg)
-        _load_detector_weights(self.predictor.model, weights)
+        load_detector_weights(self.predictor.model, weights)
 
     def detect(self, image_rgb: np.ndarray) -> List[Dict]:
         """Hand dicts (``segmentation`` bool ``[H, W]``, ``side`` or None) of one RGB frame."""
