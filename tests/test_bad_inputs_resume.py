@@ -242,7 +242,7 @@ def _bare_trainer(cfg, model, allow_partial=False):
     """WISHTrainer.resume_or_load's state without loaders (nothing else of the trainer is used)."""
     t = WISHTrainer.__new__(WISHTrainer)
     t.cfg, t.allow_partial_weights, t.start_iter, t.iter = cfg, allow_partial, 0, 9
-    t._trainer = SimpleNamespace(model=model)
+    t._trainer = SimpleNamespace(model=model, load_state_dict=lambda state: None)
     t.checkpointer = DetectionCheckpointer(model, cfg.OUTPUT_DIR)
     return t
 
@@ -270,3 +270,23 @@ def test_trainer_refuses_foreign_training_init(tmp_path):
     cfg.merge_from_list(["MODEL.WEIGHTS", str(tmp_path / "foreign.pth")])
     with pytest.raises(WeightsError, match="only partly.*train from them"):
         _bare_trainer(cfg, build_model(cfg)).resume_or_load(resume=False)
+
+
+def test_trainer_state_records_the_resume_keys_and_refuses_a_changed_config(tmp_path):
+    """The recorded values travel in every trainer checkpoint: a stage checkpoint older than config.yaml (a run
+    restarted without --resume, stopped before its first checkpoint) is still compared."""
+    from wish_d2.engine.resume import config_resume_values
+    from wish_d2.engine.trainer import RESUME_STATE_KEY
+
+    cfg = tiny_cfg(tmp_path / "run")
+    state = {"iteration": 9, "_trainer": {}, RESUME_STATE_KEY: config_resume_values(cfg)}
+    t = _bare_trainer(cfg, build_model(cfg))
+    t.load_state_dict(dict(state, hooks={}))
+    assert t.iter == 9
+    changed = cfg.clone()
+    changed.merge_from_list(["MODEL.WISH.HANDS.DILATION", "0.2"])
+    with pytest.raises(ResumeError, match="checkpoint in .*MODEL.WISH.HANDS.DILATION: 0.04 in the run, 0.2 now"):
+        _bare_trainer(changed, build_model(changed)).load_state_dict(state)
+    path = tmp_path / "s.pth"
+    torch.save({"trainer": state}, str(path))  # plain data: survives weights_only loading
+    assert torch.load(str(path), weights_only=True)["trainer"][RESUME_STATE_KEY] == state[RESUME_STATE_KEY]

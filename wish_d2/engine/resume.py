@@ -6,10 +6,14 @@ config differs in a key that changes parameter shapes (:data:`SHAPE_KEYS`), what
 pseudo-labels' proposal indices and the trained heads stand for (:data:`FEATURE_KEYS`), or the training images
 (:data:`DATA_KEYS`) would go on with state that no longer matches it, so it is refused, naming the keys. The saved file is read with ``yaml.safe_load``: it is data,
 never code. Keys that only change the storage precision of the cache (``CACHE.DTYPE``, ``CLIP.AUTOCAST``) may change.
+
+The same values are also recorded in every checkpoint the trainer writes (``WISHTrainer.state_dict``) and compared
+when it is resumed, so a stage checkpoint older than the saved config (a run restarted without ``--resume`` and
+stopped before its first checkpoint) is caught too.
 """
 import logging
 import os
-from typing import Any, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import yaml
 
@@ -17,7 +21,7 @@ from ..modeling.checkpointer import LAST_CHECKPOINT, tagged_checkpoint
 from ..modeling.weights import WeightsError
 
 __all__ = ["DATA_KEYS", "FEATURE_KEYS", "RESUME_KEYS", "ResumeError", "SAVED_CONFIG", "SHAPE_KEYS", "check_resume",
-           "resume_mismatches"]
+           "config_resume_values", "mismatch_message", "resume_mismatches", "resume_values"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,18 +107,33 @@ def _leaves(tree: Any, key: str):
         yield from _leaves(v, f"{key}.{k}")
 
 
-def resume_mismatches(saved: dict, cfg) -> List[Tuple[str, Any, Any]]:
-    """``(key, saved value, current value)`` for every key of :data:`RESUME_KEYS` (or leaf of a section there)
-    that changed; keys absent from the saved config (written by an older version) cannot be compared and are
-    skipped."""
-    current = yaml.safe_load(cfg.dump())
-    out = []
+def resume_values(config: dict) -> Dict[str, Any]:
+    """``{full key: value}`` of every leaf under :data:`RESUME_KEYS` in ``config`` (a config as plain YAML data),
+    tuples as lists; what a checkpoint records and a resumed run must still have."""
+    out = {}
     for section in RESUME_KEYS:
-        for key, now in _leaves(_lookup(current, section), section):
-            before = _lookup(saved, key)
-            if before is not _MISSING and _plain(before) != _plain(now):
-                out.append((key, before, now))
+        for key, value in _leaves(_lookup(config, section), section):
+            if value is not _MISSING:
+                out[key] = _plain(value)
     return out
+
+
+def config_resume_values(cfg) -> Dict[str, Any]:
+    """:func:`resume_values` of a live ``CfgNode``."""
+    return resume_values(yaml.safe_load(cfg.dump()))
+
+
+def resume_mismatches(saved: Dict[str, Any], current: Dict[str, Any]) -> List[Tuple[str, Any, Any]]:
+    """``(key, saved value, current value)`` for every key whose value changed; keys absent from ``saved``
+    (recorded by an older version) cannot be compared and are skipped."""
+    return [(k, saved[k], v) for k, v in current.items() if k in saved and saved[k] != v]
+
+
+def mismatch_message(where: str, changed: List[Tuple[str, Any, Any]]) -> str:
+    detail = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in changed)
+    return (f"--resume: the config differs from the one {where} in {len(changed)} key(s) that change parameter "
+            f"shapes, the cached features or the training images: {detail}. Restore them, or start a new run in "
+            "another OUTPUT_DIR.")
 
 
 def _checkpoint_folders(root: str) -> List[str]:
@@ -153,10 +172,6 @@ def check_resume(cfg) -> None:
                           f"YAML data: {reason}") from e
     if not isinstance(saved, dict):
         raise ResumeError(f"--resume: {saved_path} (the config of the interrupted run) is not a YAML mapping")
-    changed = resume_mismatches(saved, cfg)
+    changed = resume_mismatches(resume_values(saved), config_resume_values(cfg))
     if changed:
-        detail = "; ".join(f"{k}: {a!r} in the run, {b!r} now" for k, a, b in changed)
-        raise ResumeError(
-            f"--resume: the config differs from the one the run in {root} was started with ({saved_path}) in "
-            f"{len(changed)} key(s) that change parameter shapes, the cached features or the training images: {detail}. Restore them, or "
-            "start a new run in another OUTPUT_DIR.")
+        raise ResumeError(mismatch_message(f"the run in {root} was started with ({saved_path})", changed))

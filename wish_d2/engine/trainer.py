@@ -1,4 +1,5 @@
-"""``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer."""
+"""``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer, and safe,
+checked loading of weights and resumed checkpoints."""
 import os
 
 import torch
@@ -9,6 +10,9 @@ from ..evaluation.inhand_evaluator import InHandEvaluator
 from ..modeling.checkpointer import SafeDetectionCheckpointer
 from .checkpoint import check_heads_loaded
 from .data import build_cached_test_loader, build_cached_train_loader, dataset_dicts, load_pseudo_labels
+from .resume import ResumeError, config_resume_values, mismatch_message, resume_mismatches
+
+RESUME_STATE_KEY = "wish_resume_config"  # in the trainer's checkpoint state: the values --resume compares
 
 
 class WISHTrainer(DefaultTrainer):
@@ -33,6 +37,21 @@ class WISHTrainer(DefaultTrainer):
         if path:
             # the checkpoint stores the iteration that just finished, so training goes on at the next one
             self.start_iter = self.iter + 1
+
+    def state_dict(self):
+        """Detectron2's trainer state + the config values a resume must keep (:mod:`.resume`)."""
+        state = super().state_dict()
+        state[RESUME_STATE_KEY] = config_resume_values(self.cfg)
+        return state
+
+    def load_state_dict(self, state):
+        saved = state.get(RESUME_STATE_KEY)
+        if isinstance(saved, dict):
+            changed = resume_mismatches(saved, config_resume_values(self.cfg))
+            if changed:
+                raise ResumeError(mismatch_message(f"the checkpoint in {self.cfg.OUTPUT_DIR} was trained with",
+                                                   changed))
+        super().load_state_dict(state)
 
     @classmethod
     def build_train_loader(cls, cfg):
