@@ -4,8 +4,9 @@ and the config must still describe the run that wrote them.
 Detectron2's ``default_setup`` saves the full config of every run as ``OUTPUT_DIR/config.yaml``. A resumed run whose
 config differs in a key that changes parameter shapes (:data:`SHAPE_KEYS`), what the cached features, the
 pseudo-labels' proposal indices and the trained heads stand for (:data:`FEATURE_KEYS`), or the training images
-(:data:`DATA_KEYS`) would go on with state that no longer matches it, so it is refused, naming the keys. The saved file is read with ``yaml.safe_load``: it is data,
-never code. Keys that only change the storage precision of the cache (``CACHE.DTYPE``, ``CLIP.AUTOCAST``) may change.
+(:data:`DATA_KEYS`) would go on with state that no longer matches it, so it is refused, naming the keys. The saved
+file is read with ``yaml.safe_load``: it is data, never code. Keys that only change the storage precision of the
+cache (``CACHE.DTYPE``, ``CLIP.AUTOCAST``) may change.
 
 The same values are also recorded in every checkpoint the trainer writes (``WISHTrainer.state_dict``) and compared
 when it is resumed, so a stage checkpoint older than the saved config (a run restarted without ``--resume`` and

@@ -39,7 +39,8 @@ _ALLOWED: Dict[Tuple[str, str], Callable[[], Any]] = {
     ("numpy", "dtype"): lambda: np.dtype,
     ("_codecs", "encode"): _codecs_encode,
 }
-for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):  # pickles name the module of the numpy that wrote them
+# a pickle names the module of the numpy that wrote it: numpy.core (numpy 1) or numpy._core (numpy 2)
+for _module in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED[(_module, "_reconstruct")] = lambda: _multiarray()._reconstruct
     _ALLOWED[(_module, "scalar")] = lambda: _multiarray().scalar
 
