@@ -136,7 +136,8 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
         init_seed: seed of the random init (the global RNG state is left untouched).
         device: where the model lives.
     Raises:
-        MissingWeightsError: (a ``FileNotFoundError``) ``pretrained`` is neither an existing file, a URL, nor a tag of ``model_name``.
+        MissingWeightsError: (a ``FileNotFoundError``) ``pretrained`` is neither an existing file, a URL, nor a tag
+            of ``model_name``.
         WeightsUnavailableError: a URL or tag could not be downloaded (offline, unreachable, timed out).
         UnreadableWeightsError: (a ``RuntimeError``) the file exists but is not a loadable checkpoint for
             ``model_name``.
