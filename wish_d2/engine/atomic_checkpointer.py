@@ -5,14 +5,16 @@ each file goes to a temporary name and is renamed when complete; a full disk rai
 complete checkpoint."""
 import os
 
-from detectron2.checkpoint import DetectionCheckpointer
+from ..modeling.checkpointer import SafeDetectionCheckpointer
 
 from ..utils.atomic import atomic_path, save_torch
 
 __all__ = ["AtomicCheckpointer"]
 
 
-class AtomicCheckpointer(DetectionCheckpointer):
+class AtomicCheckpointer(SafeDetectionCheckpointer):
+    """Reads through :class:`SafeDetectionCheckpointer` (no code runs from a file), writes atomically."""
+
     def save(self, name: str, **kwargs) -> None:
         """fvcore's ``Checkpointer.save`` with the write through :func:`~wish_d2.utils.atomic.save_torch`."""
         if not self.save_dir or not self.save_to_disk:

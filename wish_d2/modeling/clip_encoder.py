@@ -27,6 +27,8 @@ from ..registry import CLIP_ENCODER_REGISTRY
 from .clip_pooling import MaskPooledCLIP
 from .weights import (
     DOWNLOAD_TIMEOUT_S,
+    MissingWeightsError,
+    UnreadableWeightsError,
     WeightsUnavailableError,
     hub_unreachable,
     is_url,
@@ -117,7 +119,7 @@ def _checkpoint_file(model_name: str, pretrained: str) -> str:
     path = os.path.abspath(os.path.expanduser(pretrained))
     if not os.path.isfile(path):
         tags = open_clip.list_pretrained_tags_by_model(model_name)
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"{_KEY}={pretrained!r}: CLIP checkpoint not found: {path}, and not an open_clip pretrained tag of "
             f"{model_name!r} (its tags: {tags or 'none'}). {_HOW_TO_GET_WEIGHTS}"
         )
@@ -134,9 +136,11 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
         init_seed: seed of the random init (the global RNG state is left untouched).
         device: where the model lives.
     Raises:
-        FileNotFoundError: ``pretrained`` is neither an existing file, a URL, nor a tag of ``model_name``.
+        MissingWeightsError: (a ``FileNotFoundError``) ``pretrained`` is neither an existing file, a URL, nor a tag
+            of ``model_name``.
         WeightsUnavailableError: a URL or tag could not be downloaded (offline, unreachable, timed out).
-        RuntimeError: the file exists but is not a loadable checkpoint for ``model_name``.
+        UnreadableWeightsError: (a ``RuntimeError``) the file exists but is not a loadable checkpoint for
+            ``model_name``.
     """
     from ..pretrain.release import resolve_shipped
 
@@ -163,7 +167,7 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
             try:
                 open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
             except Exception as e:  # torch.load / pickle / zip / key-mismatch errors all mean "bad file for this model"
-                raise RuntimeError(
+                raise UnreadableWeightsError(
                     f"{_KEY}: could not load CLIP checkpoint {where} into open_clip model {model_name!r} "
                     f"(corrupt file, or weights of another architecture): {type(e).__name__}: {e}"
                 ) from e

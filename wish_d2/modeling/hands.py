@@ -11,14 +11,14 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 
 from ..data.common import SIDES, DataFormatError
 from ..data.hand_side import side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import check_rle, decode_rle
 from .proposal_generators import image_hw, image_to_rgb_numpy
-from .weights import resolve_weights_file
+from .checkpointer import SafeDetectionCheckpointer, head_problems
+from .weights import WeightsError, resolve_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -136,28 +136,15 @@ class PrecomputedHands(DatasetHands):
         return out
 
 
-class _StrictCheckpointer(DetectionCheckpointer):
-    """Detectron2's checkpointer only logs the keys that did not load; keep them to refuse a partial match."""
-
-    incompatible = None
-
-    def _log_incompatible_keys(self, incompatible) -> None:
-        self.incompatible = incompatible
-        super()._log_incompatible_keys(incompatible)
-
-
-def _load_detector_weights(model, weights: str) -> None:
+def load_detector_weights(model, weights: str) -> None:
     """Every parameter of the detector must come from ``weights``: otherwise hands would come from a partly random
-    model, silently."""
-    checkpointer = _StrictCheckpointer(model)
+    model, silently. The file is read safely (no code runs from a ``.pkl`` or ``.pth``)."""
+    checkpointer = SafeDetectionCheckpointer(model, key="MODEL.WISH.HANDS.DETECTOR_WEIGHTS")
     checkpointer.load(weights)
-    inc = checkpointer.incompatible
-    problems = [] if inc is None else (
-        [f"missing {k}" for k in inc.missing_keys]
-        + [f"shape of {k}: {tuple(a)} in the file, {tuple(b)} in the model" for k, a, b in inc.incorrect_shapes])
+    problems = [p for p in head_problems(checkpointer.incompatible) if not p.startswith("unexpected")]
     if problems:
-        raise ValueError(
-            f"MODEL.WISH.HANDS.DETECTOR_WEIGHTS={weights!r} does not match the detector of DETECTOR_CONFIG "
+        raise WeightsError(
+            f"{checkpointer.source} does not match the detector of DETECTOR_CONFIG "
             f"({len(problems)} problem(s)): " + "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
         )
 
@@ -187,7 +174,7 @@ class DetectorHands(DatasetHands):
             raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
         weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS") if weights else ""
         if not weights:
-            raise ValueError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights")
+            raise WeightsError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights")
         cfg = get_cfg()
         merge_config_file(cfg, config_file, "MODEL.WISH.HANDS.DETECTOR_CONFIG")
         self.class_names = [str(c).lower() for c in class_names]
@@ -203,7 +190,7 @@ class DetectorHands(DatasetHands):
         cfg.MODEL.DEVICE = device
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh  # INPUT.FORMAT stays the detector's own
         self.predictor = DefaultPredictor(cfg)
-        _load_detector_weights(self.predictor.model, weights)
+        load_detector_weights(self.predictor.model, weights)
 
     def detect(self, image_rgb: np.ndarray) -> List[Dict]:
         """Hand dicts (``segmentation`` bool ``[H, W]``, ``side`` or None) of one RGB frame."""

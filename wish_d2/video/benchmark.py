@@ -229,10 +229,10 @@ def calibrate_temporal(val: Dict[str, List], truth: SplitTruth, theta: float, ru
 
 
 def _train(cfg, noise_s: float, folders: Dict[str, str], size: BenchmarkSize, out: str):
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
     from ..engine.pipeline import run_pipeline
+    from ..modeling.checkpointer import SafeDetectionCheckpointer
 
     register_video_split("wish_video_train", folders["train"], noise_s,
                          size.window_noise_s if size.window_noise_s > 0 else None)
@@ -242,7 +242,7 @@ def _train(cfg, noise_s: float, folders: Dict[str, str], size: BenchmarkSize, ou
     c.freeze()
     run_pipeline(c)
     model = build_model(c)
-    DetectionCheckpointer(model).load(os.path.join(out, "model_final.pth"))
+    SafeDetectionCheckpointer(model).load(os.path.join(out, "model_final.pth"))
     return model.eval()
 
 
