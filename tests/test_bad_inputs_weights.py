@@ -300,7 +300,11 @@ def test_demo_refuses_hostile_weights_with_exit_2(wish, tmp_path, capsys):
     marker = tmp_path / "pwned"
     c = _with_weights(cfg, _hostile_pkl(tmp_path / "w.pkl", marker, "builtins.exec"))
     c.MODEL.DEVICE = "cpu"
-    status = run_demo(c, DemoOptions(inputs=[str(tmp_path / "none.png")], output=str(tmp_path / "demo")))
+    image = tmp_path / "frame.png"
+    import cv2
+
+    cv2.imwrite(str(image), np.zeros((32, 32, 3), np.uint8))  # a usable input: the weights must be what fails
+    status = run_demo(c, DemoOptions(inputs=[str(image)], output=str(tmp_path / "demo")))
     assert status == 2 and not marker.exists()
     assert "refused" in capsys.readouterr().err
 
