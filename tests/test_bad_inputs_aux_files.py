@@ -225,7 +225,8 @@ def test_demo_with_a_bad_hands_file_exits_2_with_one_line(tmp_path, capsys):
     assert cv2.imwrite(image, np.zeros((H, W, 3), np.uint8))
     rc = demo.main(["--config-file", os.path.join(repo, "configs", "wish_synthetic.yaml"), "--input", image,
                     "--output", str(tmp_path / "out"), "--no-dataset-lookup", "--opts",
-                    "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.HANDS.SOURCE", "precomputed",
+                    "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
+                    "MODEL.WISH.HANDS.SOURCE", "precomputed",
                     "MODEL.WISH.HANDS.PRECOMPUTED_FILE", hands, "MODEL.DEVICE", "cpu",
                     "DATASETS.TRAIN", "()", "DATASETS.VAL", "()", "DATASETS.TEST", "()"])
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]

@@ -77,7 +77,7 @@ def test_bad_last_checkpoint_stops_train_net_resume_before_setup(tmp_path, case)
     tool = _train_net()
     args = tool.argument_parser().parse_args(
         ["--config-file", os.path.join(ROOT, "configs", "wish_synthetic.yaml"), "--resume",
-         "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "OUTPUT_DIR", str(out)])
+         "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "", "OUTPUT_DIR", str(out)])
     with pytest.raises(ResumeError, match=fragment) as e:
         tool.main(args)
     assert str(e.value).startswith("--resume: ")

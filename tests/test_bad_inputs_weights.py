@@ -261,7 +261,8 @@ def test_hand_detector_checkpoint_in_place_of_model_final_via_train_net(wish, tm
     cfg, out = wish
     tool = _train_net()
     base = ["--config-file", os.path.join(ROOT, "configs", "wish_synthetic.yaml"), "MODEL.WISH.CLIP.MODEL_NAME",
-            "WISH-Test-ViT", "MODEL.WEIGHTS", str(out / "hand_detector.pth"), "OUTPUT_DIR", str(tmp_path / "run"),
+            "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
+            "MODEL.WEIGHTS", str(out / "hand_detector.pth"), "OUTPUT_DIR", str(tmp_path / "run"),
             "MODEL.WISH.CACHE.DIR", str(tmp_path / "cache")]
     for extra in (["--eval-only"], []):
         args = tool.argument_parser().parse_args(extra + base)
@@ -284,7 +285,8 @@ def test_train_net_hostile_pkl_exits_2_with_one_line(tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file",
          os.path.join(ROOT, "configs", "wish_synthetic.yaml"), "--eval-only", "MODEL.WEIGHTS", path,
-         "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "OUTPUT_DIR", str(tmp_path / "out"),
+         "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
+         "OUTPUT_DIR", str(tmp_path / "out"),
          "MODEL.WISH.CACHE.DIR", str(tmp_path / "cache")],
         capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -111,7 +111,8 @@ def tiny_dataset(tmp_path_factory):
 def _opts(name, out):
     clip = "WISH-Test-ViT" if os.path.isfile(os.path.join(REPO, "wish_d2", "model_configs", "WISH-Test-ViT.json")) \
         else "WISH-Tiny-ViT"
-    return ["MODEL.WISH.CLIP.MODEL_NAME", clip, "MODEL.PROPOSAL_GENERATOR.NAME", "PrecomputedMaskProposals",
+    return ["MODEL.WISH.CLIP.MODEL_NAME", clip, "MODEL.WISH.CLIP.PRETRAINED", "",
+            "MODEL.PROPOSAL_GENERATOR.NAME", "PrecomputedMaskProposals",
             "DATASETS.TEST", f"('{name}',)", "DATASETS.VAL", "()", "DATASETS.TRAIN", "()",
             "OUTPUT_DIR", str(out), "MODEL.DEVICE", "cpu"]
 

@@ -20,7 +20,8 @@ from wish_d2.utils.masks import encode_rle
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "wish_synthetic.yaml")
-OPTS = ["MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.PROPOSAL_GENERATOR.NAME", "PrecomputedMaskProposals",
+OPTS = ["MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
+        "MODEL.PROPOSAL_GENERATOR.NAME", "PrecomputedMaskProposals",
         "MODEL.DEVICE", "cpu", "DATASETS.TEST", "()", "DATASETS.VAL", "()", "DATASETS.TRAIN", "()"]
 
 

@@ -80,6 +80,11 @@ def test_shipped_names_outside_the_model_zoo_are_refused(name):
     assert "MODEL.WISH.CLIP.PRETRAINED" in str(e.value) and name in str(e.value)
 
 
+def test_shipped_encoder_of_another_architecture_is_refused_by_name():
+    with pytest.raises(ValueError, match="holds 'WISH-Tiny-ViT' weights.*'WISH-Test-ViT'.*PRETRAINED"):
+        build_open_clip("WISH-Test-ViT", "wish_d2://WISH-Tiny-ViT-web.pt")
+
+
 def test_other_values_pass_through_unchanged():
     assert resolve_shipped("") == "" and resolve_shipped("openai") == "openai"
     assert resolve_shipped("/x/y.pt") == "/x/y.pt"

@@ -120,7 +120,7 @@ def test_config_builds_on_first_use_and_loads_through_pretrained(tmp_path, monke
     from wish_d2.engine.setup import build_cfg
 
     monkeypatch.setenv("DETECTRON2_DATASETS", str(tmp_path))
-    opts = ["MODEL.DEVICE", "cpu", "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT",
+    opts = ["MODEL.DEVICE", "cpu", "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
             "MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED", "True", "MODEL.WISH.CLIP.WEB_PRETRAIN.NUM_PAIRS", "8",
             "MODEL.WISH.CLIP.WEB_PRETRAIN.STEPS", "2", "MODEL.WISH.CLIP.WEB_PRETRAIN.BATCH_SIZE", "4",
             "MODEL.WISH.CLIP.WEB_PRETRAIN.IMAGE_SIZE", "64"]

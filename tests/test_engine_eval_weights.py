@@ -63,7 +63,8 @@ def test_train_net_eval_only_without_weights_exits_2(tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "train_net.py"), "--config-file",
          os.path.join(ROOT, "configs", "wish_synthetic.yaml"), "--eval-only",
-         "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "OUTPUT_DIR", str(tmp_path / "out"),
+         "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
+         "OUTPUT_DIR", str(tmp_path / "out"),
          "MODEL.WISH.CACHE.DIR", str(tmp_path / "cache")],
         capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -104,7 +104,8 @@ def _train_net(cfg_opts, out, extra=()):
 
 
 def _opts(out, iters):
-    return ["MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.ADAPTER.HIDDEN_DIM", "32",
+    return ["MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
+            "MODEL.WISH.ADAPTER.HIDDEN_DIM", "32",
             "MODEL.WISH.ADAPTER.EMBED_DIM", "16", "MODEL.WISH.STAGE1.MAX_ITER", str(iters),
             "MODEL.WISH.STAGE2.MAX_ITER", str(iters), "MODEL.WISH.STAGE1.IMS_PER_BATCH", "4",
             "MODEL.WISH.STAGE2.IMS_PER_BATCH", "4", "DATASETS.TRAIN", "('wish_tiny',)",

@@ -84,7 +84,7 @@ def tiny_cfg(output_dir, train="wish_tiny", iters=20):
     add_wish_config(cfg)
     cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "configs", "Base-WISH.yaml"))
     cfg.merge_from_list([
-        "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT",
+        "MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.WISH.CLIP.PRETRAINED", "",
         "MODEL.WISH.ADAPTER.HIDDEN_DIM", "32", "MODEL.WISH.ADAPTER.EMBED_DIM", "16",
         "MODEL.WISH.STAGE1.MAX_ITER", str(iters), "MODEL.WISH.STAGE2.MAX_ITER", str(iters),
         "MODEL.WISH.STAGE1.IMS_PER_BATCH", "4", "MODEL.WISH.STAGE2.IMS_PER_BATCH", "4",

@@ -148,7 +148,7 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
     if model_name not in open_clip.list_models():
         raise ValueError(f"Unknown open_clip model {model_name!r}. Known: WISH-Tiny-ViT, WISH-Test-ViT, ViT-B-16, ...")
     try:
-        pretrained = resolve_shipped(str(pretrained or ""))
+        pretrained = resolve_shipped(str(pretrained or ""), model_name)
     except (OSError, ValueError) as e:
         raise type(e)(f"{_KEY}={pretrained!r}: {e}") from e
     local = os.path.isfile(os.path.expanduser(pretrained)) if pretrained else False

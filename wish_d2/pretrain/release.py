@@ -52,15 +52,19 @@ def verify_shipped(path: str) -> Dict:
     return manifest
 
 
-def resolve_shipped(value: str) -> str:
-    """``wish_d2://NAME`` -> the verified path of ``model_zoo/NAME``; anything else is returned unchanged."""
+def resolve_shipped(value: str, model_name: Optional[str] = None) -> str:
+    """``wish_d2://NAME`` -> the verified path of ``model_zoo/NAME``; anything else is returned unchanged. With
+    ``model_name``, a shipped file of another architecture is refused by name, before any tensor is read."""
     if not str(value).startswith(SHIPPED_PREFIX):
         return value
     name = str(value)[len(SHIPPED_PREFIX):]
     path = os.path.normpath(os.path.join(MODEL_ZOO_DIR, name))
     if os.path.dirname(path) != MODEL_ZOO_DIR:
         raise ValueError(f"{value!r}: a shipped encoder is a file name inside wish_d2/model_zoo/")
-    verify_shipped(path)
+    trained_for = verify_shipped(path)["settings"]["model_name"]
+    if model_name is not None and model_name != trained_for:
+        raise ValueError(f"{value!r} holds {trained_for!r} weights, but MODEL.WISH.CLIP.MODEL_NAME is {model_name!r} "
+                         f"(set MODEL.WISH.CLIP.PRETRAINED \"\" for a random init of {model_name!r})")
     return path
 
 
