@@ -143,6 +143,9 @@ def validate_wish_config(cfg) -> None:
 
     c.choice(p + "HANDS.SOURCE", sorted(k for k, _ in HAND_SOURCE_REGISTRY))
     c.boolean(p + "HANDS.SIDE_HEURISTIC")
+    c.check(p + "HANDS.DETECTOR_CLASSES", lambda v: len(v) > 0 and all(isinstance(x, str) and x.strip() for x in v),
+            "a non-empty list of class names (e.g. ['left hand', 'right hand'])")
+    c.fraction(p + "HANDS.DETECTOR_SCORE_THRESH")
     c.fraction(p + "HANDS.DILATION")
 
     c.positive_int(p + "ADAPTER.HIDDEN_DIM")

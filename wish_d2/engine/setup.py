@@ -4,19 +4,21 @@ import logging
 from detectron2.config import get_cfg
 
 from ..config import add_wish_config
-from ..config_validation import validate_wish_config
+from ..config_validation import ConfigError, validate_wish_config
 
 logger = logging.getLogger(__name__)
 
 
 def build_cfg(config_file: str = "", opts=(), freeze: bool = True):
-    """Detectron2's default config + ``MODEL.WISH`` + ``config_file`` + ``KEY VALUE`` overrides, validated."""
+    """Detectron2's default config + ``MODEL.WISH`` + ``config_file`` + ``KEY VALUE`` overrides, validated (values,
+    and the hand detector's files when ``HANDS.SOURCE`` is ``detector``)."""
     cfg = get_cfg()
     add_wish_config(cfg)
     if config_file:
         cfg.merge_from_file(config_file)
     cfg.merge_from_list(list(opts))
     validate_wish_config(cfg)
+    _check_hand_source(cfg)
     if cfg.MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED:  # the synthetic web-pretrained CLIP: built on first use, then
         from ..pretrain import resolve_web_pretrained  # loaded through CLIP.PRETRAINED like real weights
 
@@ -24,6 +26,17 @@ def build_cfg(config_file: str = "", opts=(), freeze: bool = True):
     if freeze:
         cfg.freeze()
     return cfg
+
+
+def _check_hand_source(cfg) -> None:
+    """A missing hand detector (config or weights) stops every tool here, in one line, before any dataset is read."""
+    from ..modeling.hands import check_hand_source
+    from ..modeling.weights import WeightsUnavailableError
+
+    try:
+        check_hand_source(cfg)
+    except (FileNotFoundError, WeightsUnavailableError) as e:
+        raise ConfigError(str(e)) from e
 
 
 def register_from_cfg(cfg) -> None:
