@@ -12,7 +12,7 @@ setup(
     description="WISH: weakly-supervised in-hand object segmentation learned from narrations, for Detectron2",
     python_requires=">=3.10",
     packages=find_packages(include=["wish_d2", "wish_d2.*"]),
-    package_data={"wish_d2": ["model_configs/*.json"]},
+    package_data={"wish_d2": ["model_configs/*.json", "model_zoo/*.pt", "model_zoo/*.json"]},
     install_requires=[
         "torch==2.14.1",
         "torchvision==0.29.1",

@@ -76,3 +76,16 @@ def test_real_data_configs_use_detected_hands_with_sides_from_the_classes():
         out = get_cfg()
         out.merge_from_file(os.path.join(REPO, h.DETECTOR_CONFIG))
         assert h.DETECTOR_WEIGHTS == os.path.join(out.OUTPUT_DIR, "model_final.pth"), name
+
+
+def test_epic_calibrates_on_train_participants_stage2_never_trains_on():
+    from wish_d2.data.builtin import _EPIC_VISOR, EPIC_HELDOUT_PARTICIPANTS
+
+    cfg = get_cfg()
+    add_wish_config(cfg)
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "configs", "wish_epic.yaml"))
+    (train,), (val,), (test,) = cfg.DATASETS.TRAIN, cfg.DATASETS.VAL, cfg.DATASETS.TEST
+    assert (train, val, test) == ("epic_visor_train_core", "epic_visor_train_heldout", "epic_visor_val")
+    assert _EPIC_VISOR[train] == ("train", "EPIC_100_train.csv", {"exclude_participants": EPIC_HELDOUT_PARTICIPANTS})
+    assert _EPIC_VISOR[val] == ("train", "EPIC_100_train.csv", {"participants": EPIC_HELDOUT_PARTICIPANTS})
+    assert cfg.MODEL.WISH.TAXONOMY.FILE == ""  # the EPIC noun classes file, else the core's narrations

@@ -57,7 +57,8 @@ def test_register_hands_only_is_lazy_and_replaces():
 
 
 def test_real_hand_only_splits_are_registered():
-    for name in ("epic_visor_train_hands", "epic_visor_val_hands", "ego4d_egohos_train_hands",
+    for name in ("epic_visor_train_hands", "epic_visor_train_core_hands", "epic_visor_train_heldout_hands",
+                 "epic_visor_val_hands", "ego4d_egohos_train_hands",
                  "ego4d_egohos_val_hands", "ego4d_egohos_test_hands"):
         assert name in DatasetCatalog.list()
         assert MetadataCatalog.get(name).thing_classes == ["left hand", "right hand"]

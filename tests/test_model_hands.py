@@ -154,8 +154,12 @@ def test_detector_weights_that_do_not_match_are_refused(tmp_path):
         DetectorHands(config_file, one_class_weights, class_names=["left", "right"])
     empty = tmp_path / "empty.pth"
     torch.save({"model": {}}, empty)
-    with pytest.raises(ValueError, match="DETECTOR_WEIGHTS.*missing backbone"):
+    with pytest.raises(ValueError, match="DETECTOR_WEIGHTS.*holds no weights"):
         DetectorHands(config_file, str(empty), class_names=["left", "right"])
+    wish_like = tmp_path / "wish_like.pth"
+    torch.save({"model": {"roi_heads.heads.contact.0.weight": torch.zeros(2, 3)}}, wish_like)
+    with pytest.raises(ValueError, match="DETECTOR_WEIGHTS.*missing backbone"):
+        DetectorHands(config_file, str(wish_like), class_names=["left", "right"])
 
 
 

@@ -181,17 +181,14 @@ def tiny_dataset(tmp_path):
     DatasetCatalog.remove(name)
 
 
-def test_extract_proposals(tiny_dataset, tmp_path, monkeypatch):
+def test_extract_proposals(tiny_dataset, tmp_path):
     tool = _load_tool()
     name, dicts = tiny_dataset
     out = str(tmp_path / "out" / "props.jsonl")
 
-    def add_config(cfg):  # random tiny SAM masks are unstable: switch the AMG stability filter off
-        add_wish_config(cfg)
-        cfg.MODEL.WISH.SEGMENTER.STABILITY_SCORE_THRESH = 0.0
-
-    monkeypatch.setattr(tool, "add_wish_config", add_config)
-    opts = ["MODEL.WISH.SEGMENTER.SAM_TYPE", "tiny", "MODEL.WISH.SEGMENTER.POINTS_PER_SIDE", "4",
+    # random tiny SAM masks are unstable: the AMG stability filter is switched off
+    opts = ["MODEL.WISH.SEGMENTER.STABILITY_SCORE_THRESH", "0.0",
+            "MODEL.WISH.SEGMENTER.SAM_TYPE", "tiny", "MODEL.WISH.SEGMENTER.POINTS_PER_SIDE", "4",
             "MODEL.WISH.SEGMENTER.PRED_IOU_THRESH", "0.0", "MODEL.WISH.PROPOSALS.MIN_AREA", "1",
             "MODEL.DEVICE", "cpu"]
     args = tool.get_parser().parse_args(["--dataset", name, "--output", out] + opts)
@@ -215,3 +212,16 @@ def test_extract_proposals(tiny_dataset, tmp_path, monkeypatch):
     store = ProposalStore(out)
     assert store.get("img0")["masks"] == [] and len(store.get("img1")["masks"]) >= 1
     assert not os.path.exists(part)
+
+
+def test_extract_proposals_with_a_bad_taxonomy_file_exits_2_naming_it(tiny_dataset, tmp_path, capsys):
+    tool = _load_tool()
+    name, _ = tiny_dataset
+    bad = tmp_path / "nouns.txt"
+    bad.write_text("# nothing but a comment\n")
+    with pytest.raises(SystemExit) as e:
+        tool.invoke(["--dataset", name, "--output", str(tmp_path / "p.jsonl"), "MODEL.WISH.TAXONOMY.FILE", str(bad)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"MODEL.WISH.TAXONOMY.FILE='{bad}'" in err and "holds no noun" in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "p.jsonl")

@@ -9,11 +9,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.config import get_cfg
 
 from wish_d2 import add_wish_config
-from wish_d2.modeling import weights
+from wish_d2.modeling import download, weights
+from wish_d2.modeling.checkpointer import SafeDetectionCheckpointer
 from wish_d2.modeling.clip_encoder import build_clip_encoder, build_open_clip
 from wish_d2.modeling.segmenters import build_sam, load_grounding_dino
 from wish_d2.modeling.weights import WeightsUnavailableError, resolve_weights_file
@@ -112,14 +112,14 @@ def test_sam_checkpoint_url(served):
 
 
 def test_model_weights_url_through_detection_checkpointer(served):
-    """MODEL.WEIGHTS needs no WISH code: Detectron2's checkpointer resolves URLs through the same PathManager."""
+    """MODEL.WEIGHTS by URL: the project's checkpointer downloads into the cache Detectron2's PathManager uses."""
     folder, server = served
     torch.manual_seed(0)
     src = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
     torch.save({"model": src.state_dict()}, folder / "model_final.pth")
     torch.manual_seed(1)
     dst = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
-    DetectionCheckpointer(dst).load(f"{server.url}/weights/model_final.pth")
+    SafeDetectionCheckpointer(dst).load(f"{server.url}/weights/model_final.pth")
     _assert_same_state(dst, src.state_dict())
 
 
@@ -141,7 +141,7 @@ def test_closed_port_fails_at_once():
 
 def test_silent_server_times_out(monkeypatch, tmp_path):
     """A server that accepts the connection and never answers: the download gives up after the socket timeout."""
-    monkeypatch.setattr(weights, "DOWNLOAD_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(download, "SOCKET_TIMEOUT_S", 0.3)
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(1)
@@ -151,7 +151,7 @@ def test_silent_server_times_out(monkeypatch, tmp_path):
     assert url in str(e.value)
     assert socket.getdefaulttimeout() is None  # the process-wide default is restored
     cache = tmp_path / "iopath_cache"
-    assert not (cache / "sam.pth").exists() and not (cache / "sam.pth.tmp").exists()  # nothing half-written kept
+    assert [p.name for p in cache.glob("sam.pth*")] in ([], ["sam.pth.lock"])  # nothing half-written kept
 
 
 def test_offline_uses_the_cache_and_fails_fast_without_it(served, monkeypatch):

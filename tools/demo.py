@@ -39,9 +39,14 @@ DIR must be new or empty, so one gallery never mixes two runs. A non-empty DIR i
 everything else; a non-empty DIR without that list was not written by the demo and is refused even then.
 
 Without ``MODEL.WEIGHTS`` the model runs with its embedded default: untrained (random) heads, so the output is a smoke
-test of the pipeline, not a result. Exit status: 0 when at least one frame was processed, 1 when none was, 2 for a
-setup error (missing config or weights file, weights that match the WISH heads only partly, an invalid config
-value, --output an existing file, or a non-empty --output folder).
+test of the pipeline, not a result. Exit status: 0 when at least one frame was processed, 1 when none was or when a
+video stopped decoding before its declared end (frames lost), 2 for a setup error (missing config or weights file,
+an unsafe or unreadable weights file, weights that match the WISH heads only partly, an invalid config value, an
+option out of range such as --max-frames -1, no usable input, --output an existing file, or a non-empty --output
+folder) or when an output cannot be written completely (a full disk: one line naming the file).
+
+Inputs that cannot be used (a missing path, a dangling symbolic link or a link loop, an empty folder, a glob that
+matches only folders) are named with the reason and skipped.
 """
 import argparse
 import logging

@@ -2,8 +2,9 @@
 """Fill the feature cache of one or more registered datasets ahead of training (frozen proposals, hands,
 mask-pooled CLIP embeddings, geometry and noun-phrase text), sharded across GPUs and machines:
 
-    python tools/extract_features.py --config-file configs/wish_epic.yaml --datasets epic_visor_train epic_visor_val
-    python tools/extract_features.py --config-file configs/wish_epic.yaml --num-gpus 8 --datasets epic_visor_train
+    python tools/extract_features.py --config-file configs/wish_epic.yaml \
+        --datasets epic_visor_train_core epic_visor_train_heldout epic_visor_val
+    python tools/extract_features.py --config-file configs/wish_epic.yaml --num-gpus 8 --datasets epic_visor_train_core
     python tools/extract_features.py --config-file configs/wish_epic.yaml --verify
 
 Interrupted runs resume: finished shards are kept. Every existing file is read and checked against the checksums
@@ -15,15 +16,17 @@ sizes only); this tool lets the expensive part run on its own, on more machines,
 import sys
 
 import wish_d2  # noqa: F401  registers WISH and installs Detectron2 compat shims
-from detectron2.config import get_cfg
+from detectron2.data import DatasetCatalog
 from detectron2.engine import default_argument_parser, default_setup, launch
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
-from wish_d2 import add_wish_config
-from wish_d2.data.builtin import register_synthetic_from_cfg
+from wish_d2.config_validation import ConfigError
+from wish_d2.engine.arg_types import check_launch_args
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.data import ensure_feature_cache, feature_cache_for
+from wish_d2.engine.setup import setup_cfg as validated_cfg
+from wish_d2.utils.atomic import exit_on_disk_full
 
 
 def argument_parser():
@@ -36,16 +39,23 @@ def argument_parser():
 
 
 def parse_args(argv=None):
-    return parse_args_with_overrides(argument_parser(), argv, {"datasets": str})
+    parser = argument_parser()
+    args = parse_args_with_overrides(parser, argv, {"datasets": str})
+    check_launch_args(parser, args)
+    return args
 
 
 def setup_cfg(args):
-    cfg = get_cfg()
-    add_wish_config(cfg)
-    cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
-    register_synthetic_from_cfg(cfg)
+    """The validated config, its datasets registered; a bad config or an unknown ``--datasets`` name exits 2."""
+    try:
+        cfg = validated_cfg(args)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    unknown = [n for n in dataset_names(cfg, args) if n not in DatasetCatalog.list()]
+    if unknown:
+        print(f"error: --datasets (or the config's DATASETS): not registered: {', '.join(unknown)}", file=sys.stderr)
+        sys.exit(2)
     return cfg
 
 
@@ -86,9 +96,10 @@ def main(args):
 
 if __name__ == "__main__":
     args = parse_args()
-    if args.verify:
-        setup_logger(name="wish_d2")
-        cfg = setup_cfg(args)
-        sys.exit(verify(cfg, dataset_names(cfg, args)))
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    setup_logger(name="wish_d2")
+    with exit_on_disk_full():
+        cfg = setup_cfg(args)  # checked before any process starts (may build the web-pretrained CLIP)
+        if args.verify:
+            sys.exit(verify(cfg, dataset_names(cfg, args)))
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))

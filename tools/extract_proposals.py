@@ -15,9 +15,12 @@ Which generator: ``MODEL.PROPOSAL_GENERATOR.NAME`` if it is ``SAMProposals``/``G
 ``MODEL.WISH.PROPOSALS.{MIN_AREA, MAX_PER_IMAGE}`` apply at extraction (raise them here to keep more).
 
 Each rank appends to ``OUTPUT.part{rank}of{world}`` as it goes (flushed every image), so ``--resume`` skips what
-is done; the final ``OUTPUT`` is written atomically by rank 0, in dataset order, and the part files are removed.
+is done (a torn last line is dropped; any other line that is not a record is refused, naming the file and line);
+the final ``OUTPUT`` is written atomically by rank 0, in dataset order, and the part files are removed. The config,
+``--dataset`` and this machine's part files are checked before any process starts (exit status 2).
 """
 import argparse
+import difflib
 import json
 import logging
 import os
@@ -28,16 +31,20 @@ import torch
 from tqdm import tqdm
 
 import wish_d2  # noqa: F401  registers everything, installs the Detectron2 compat shims
-from detectron2.config import get_cfg
 from detectron2.data import DatasetCatalog
 from detectron2.data import detection_utils as utils
 from detectron2.engine import default_argument_parser, launch
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
-from wish_d2 import add_wish_config
+from wish_d2.config_validation import ConfigError
+from wish_d2.data.builtin import register_synthetic_from_cfg
+from wish_d2.data.taxonomy import TaxonomyError
 from wish_d2.data.proposals_io import write_proposals
+from wish_d2.engine.arg_types import check_launch_args, nonneg_int, output_file
+from wish_d2.engine.setup import build_cfg
 from wish_d2.modeling.proposal_generators import build_online_proposal_generator
+from wish_d2.utils.atomic import disk_full_names, exit_on_disk_full
 from wish_d2.utils.masks import encode_rle
 
 logger = logging.getLogger("wish_d2.extract_proposals")
@@ -46,19 +53,20 @@ logger = logging.getLogger("wish_d2.extract_proposals")
 def get_parser() -> argparse.ArgumentParser:
     parser = default_argument_parser(epilog=__doc__)
     parser.add_argument("--dataset", required=True, help="registered dataset name (DatasetCatalog)")
-    parser.add_argument("--output", required=True, help="proposals JSON-lines file to write")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N images (0 = all); for smoke tests")
+    parser.add_argument("--output", required=True, type=output_file, help="proposals JSON-lines file to write")
+    parser.add_argument("--limit", type=nonneg_int, default=0,
+                        help="only the first N images (0 = all); for smoke tests")
     # default_argument_parser already has --resume ("resume from checkpoint"); here it resumes the part files.
     return parser
 
 
+class PartFileError(ValueError):
+    """A part file that ``--resume`` cannot trust; the message names the file and line."""
+
+
 def setup(args):
-    cfg = get_cfg()
-    add_wish_config(cfg)
-    if args.config_file:
-        cfg.merge_from_file(args.config_file)
-    cfg.merge_from_list(args.opts)
-    cfg.freeze()
+    cfg = build_cfg(args.config_file, args.opts, resolve_pretrained=False)  # proposals never run CLIP
+    register_synthetic_from_cfg(cfg)
     setup_logger(name="wish_d2", distributed_rank=comm.get_rank())
     setup_logger(name="detectron2", distributed_rank=comm.get_rank())
     return cfg
@@ -69,18 +77,25 @@ def part_path(output: str, rank: int, world: int) -> str:
 
 
 def _read_part(path: str) -> List[Dict]:
-    """Complete records of a part file; a torn last line (killed mid-write) is dropped and cut off the file."""
+    """Complete records of a part file; a torn last line (killed mid-write) is dropped and cut off the file. Any
+    other line that is not a record is an error: dropping it, and everything after it, would lose finished work
+    silently."""
     records, good_bytes = [], 0
     if not os.path.isfile(path):
         return records
     with open(path, "rb") as f:
-        for line in f:
+        for number, line in enumerate(f, 1):
             if not line.endswith(b"\n"):
                 break
             try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = None
+            if not (isinstance(record, dict) and isinstance(record.get("image_id"), str)
+                    and isinstance(record.get("masks"), list) and isinstance(record.get("scores"), list)):
+                raise PartFileError(f"--resume: {path} line {number} is not a proposals record; delete the part "
+                                    "file to extract its images again")
+            records.append(record)
             good_bytes += len(line)
     if good_bytes != os.path.getsize(path):
         with open(path, "r+b") as f:
@@ -111,7 +126,8 @@ def extract_shard(cfg, dicts: List[Dict], dataset: str, part_file: str, resume: 
         return
     generator = build_online_proposal_generator(cfg).to(torch.device(cfg.MODEL.DEVICE)).eval()
     os.makedirs(os.path.dirname(os.path.abspath(part_file)), exist_ok=True)
-    with open(part_file, "a" if resume else "w") as f, torch.no_grad():
+    # a full disk names the part file; its cut last line is dropped by --resume (_read_part)
+    with disk_full_names(part_file), open(part_file, "a" if resume else "w") as f, torch.no_grad():
         for d in tqdm(todo, desc=f"proposals {dataset}", disable=not show_progress, dynamic_ncols=True):
             image = utils.read_image(d["file_name"], format="RGB")
             inp = {
@@ -142,7 +158,7 @@ def merge_parts(dicts: List[Dict], parts: List[str], output: str) -> int:
 
 
 def main(args) -> Optional[int]:
-    cfg = setup(args)
+    cfg = setup(args)  # validated: a bad value or taxonomy file fails before any image is read
     rank, world = comm.get_rank(), comm.get_world_size()
     dicts = DatasetCatalog.get(args.dataset)
     if args.limit > 0:
@@ -160,12 +176,38 @@ def main(args) -> Optional[int]:
     return None
 
 
+def check_inputs(parser: argparse.ArgumentParser, args) -> None:
+    """Everything the flags name, checked before any process starts: the config, the dataset and, with
+    ``--resume``, the part files of this machine (exit status 2 and one line on the first problem)."""
+    check_launch_args(parser, args)
+    try:
+        cfg = build_cfg(args.config_file, args.opts, resolve_pretrained=False)
+        register_synthetic_from_cfg(cfg)
+        if args.resume:
+            world = args.num_gpus * args.num_machines
+            for r in range(args.machine_rank * args.num_gpus, (args.machine_rank + 1) * args.num_gpus):
+                _read_part(part_path(args.output, r, world))
+    except (ConfigError, TaxonomyError, PartFileError) as e:
+        parser.error(str(e))
+    if args.dataset not in DatasetCatalog.list():
+        close = difflib.get_close_matches(args.dataset, DatasetCatalog.list(), n=5, cutoff=0.5)
+        parser.error(f"--dataset {args.dataset!r} is not registered"
+                     + (f" (did you mean {', '.join(close)}?)" if close else ""))
+
+
 def invoke(argv=None):
-    args = get_parser().parse_args(argv)
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    check_inputs(parser, args)
     print("Command Line Args:", args)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except (ConfigError, TaxonomyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
-    invoke(sys.argv[1:])
+    with exit_on_disk_full():
+        invoke(sys.argv[1:])

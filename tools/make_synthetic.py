@@ -18,27 +18,23 @@ import shutil
 import time
 
 from wish_d2 import compat  # noqa: F401  Detectron2 shims before any detectron2 import
+from wish_d2.config_validation import MAX_FRAMES
 from wish_d2.data.synthetic import PROFILES, benchmark_defaults, ensure_split, format_stats, get_profile, split_dir
-
-
-def parse_size(text: str):
-    try:
-        h, w = text.lower().split("x")
-        return int(h), int(w)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--image-size must look like 160x160 (HxW), got {text!r}")
+from wish_d2.engine.arg_types import image_size, int_in, output_dir, seed_int
+from wish_d2.utils.atomic import exit_on_disk_full
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     """Command-line options; numbers left out come from ``cfg.DATASETS.SYNTHETIC``."""
     d = benchmark_defaults()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=os.getenv("DETECTRON2_DATASETS", "datasets"), help="dataset root")
-    p.add_argument("--seed", type=int, default=d["seed"])
-    p.add_argument("--num-train", type=int, default=d["num_train"])
-    p.add_argument("--num-val", type=int, default=d["num_val"])
-    p.add_argument("--num-test", type=int, default=d["num_test"])
-    p.add_argument("--image-size", type=parse_size, default=None,
+    frames = int_in(0, MAX_FRAMES)  # 0 skips the split
+    p.add_argument("--out", type=output_dir, default=os.getenv("DETECTRON2_DATASETS", "datasets"), help="dataset root")
+    p.add_argument("--seed", type=seed_int, default=d["seed"])
+    p.add_argument("--num-train", type=frames, default=d["num_train"], help="frames (0 = skip the split)")
+    p.add_argument("--num-val", type=frames, default=d["num_val"])
+    p.add_argument("--num-test", type=frames, default=d["num_test"])
+    p.add_argument("--image-size", type=image_size, default=None,
                    help=f"HxW (default {d['image_size'][0]}x{d['image_size'][1]}; the realistic profile's: 1080x1920)")
     p.add_argument("--profile", choices=sorted(PROFILES), default="default", help="generation profile")
     p.add_argument("--force", action="store_true", help="regenerate even if a complete copy exists")
@@ -70,4 +66,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_disk_full():
+        main()

@@ -20,23 +20,25 @@ from detectron2.utils.logger import setup_logger
 
 from wish_d2.config_validation import ConfigError
 from wish_d2.data.builtin import register_synthetic_from_cfg
+from wish_d2.engine.arg_types import int_in, output_dir, seed_int
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.setup import setup_cfg
 from wish_d2.engine.table import METHODS, format_table, run_table
+from wish_d2.utils.atomic import exit_on_disk_full
 
 
 def argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config-file", required=True)
-    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--output-dir", required=True, type=output_dir)
     parser.add_argument("--seeds", nargs="+", default=None, metavar="SEED",
                         help="seeds of data and training (default: the config's DATASETS.SYNTHETIC.SEED)")
-    parser.add_argument("--train-seed", type=int, default=None,
+    parser.add_argument("--train-seed", type=seed_int, default=None,
                         help="training seed (SEED) of every run (default: each data seed); with fixed --seeds this "
                              "measures training noise alone")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
                         help="a subset of the table's methods: " + ", ".join(METHODS))
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--jobs", type=int_in(1, 1024), default=os.cpu_count() or 1,
                         help="independent training runs of a seed to run at once, in worker processes that split "
                              "the cores (default: one per core, at most the number of runs)")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
@@ -44,7 +46,7 @@ def argument_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    return parse_args_with_overrides(argument_parser(), argv, {"seeds": int, "methods": str})
+    return parse_args_with_overrides(argument_parser(), argv, {"seeds": seed_int, "methods": str})
 
 
 def main(argv=None):
@@ -68,4 +70,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_disk_full():
+        main()

@@ -21,29 +21,41 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def main(argv=None):
+    from wish_d2.config_validation import MAX_FRAMES, MAX_ITERS
+    from wish_d2.engine.arg_types import float_in, int_in, nonneg_int, output_dir, seed_int
+
+    videos = int_in(1, MAX_FRAMES)
+    iters = int_in(0, MAX_ITERS)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--output-dir", required=True, type=output_dir)
     p.add_argument("--config-file", default=os.path.join(ROOT, "configs", "wish_synthetic.yaml"))
-    p.add_argument("--train-videos", type=int, default=12)
-    p.add_argument("--val-videos", type=int, default=8)
-    p.add_argument("--test-videos", type=int, default=8)
-    p.add_argument("--seconds", type=float, default=8.0, help="length of each video")
-    p.add_argument("--stage1-iters", type=int, default=500)
-    p.add_argument("--stage2-iters", type=int, default=300)
-    p.add_argument("--window-noise", type=float, default=1.0,
+    p.add_argument("--train-videos", type=videos, default=12)
+    p.add_argument("--val-videos", type=videos, default=8)
+    p.add_argument("--test-videos", type=videos, default=8)
+    p.add_argument("--seconds", type=float_in(0, 3600, low_open=True), default=8.0, help="length of each video")
+    p.add_argument("--stage1-iters", type=iters, default=500)
+    p.add_argument("--stage2-iters", type=iters, default=300)
+    p.add_argument("--window-noise", type=float_in(0, 60), default=1.0,
                    help="boundary noise (s) the Stage 1 narration-window weights assume; 0 = no weighting")
-    p.add_argument("--train-seeds", type=int, nargs="+", default=[0, 1],
+    p.add_argument("--train-seeds", type=seed_int, nargs="+", default=[0, 1],
                    help="one WISH training per seed and noise level; test numbers are the mean over the seeds")
     p.add_argument("--smoother", choices=("contact", "evidence", "hmm"), default="contact",
                    help="temporal smoother: the hand's contact state (object chosen per frame), averaged track "
                         "evidence + hysteresis, or the switch-price HMM")
-    p.add_argument("--video-seed", type=int, default=0, help="seed of the generated videos (all three splits)")
+    p.add_argument("--video-seed", type=seed_int, default=0, help="seed of the generated videos (all three splits)")
     p.add_argument("--all-pairs", action="store_true",
                    help="Stage 1 may explain narrations through non-touching pairs too (the frame benchmark's setting)")
     p.add_argument("--both-rule", action="store_true",
                    help="apply the frame benchmark's both-hands rule to pseudo-labels and inference")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--threads", type=nonneg_int, default=0, help="torch threads (0 = torch's default)")
     args = p.parse_args(argv)
+    from wish_d2.config_validation import ConfigError
+    from wish_d2.engine.setup import build_cfg
+
+    try:  # the config file is read per training run, after the videos are made: check it first
+        build_cfg(args.config_file, resolve_pretrained=False)
+    except ConfigError as e:
+        p.error(str(e))
 
     import torch
     from detectron2.utils.logger import setup_logger
@@ -69,4 +81,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    from wish_d2.utils.atomic import exit_on_disk_full
+
+    with exit_on_disk_full():
+        main()

@@ -47,6 +47,7 @@ import sys
 import tempfile
 import time
 
+from ..engine.arg_types import int_in, output_dir, output_file, positive_int
 from .common import START_TIME, git_state, log
 from .epochs import bench_epochs, bench_scale
 from .pooling import bench_pooling
@@ -57,20 +58,25 @@ from .rss import bench_rss
 def main(argv=None):
     p = argparse.ArgumentParser(prog="tools/benchmark.py", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", metavar="OUT.json", help="write every figure and the run's config here")
+    p.add_argument("--json", metavar="OUT.json", type=output_file, help="write every figure and the run's config here")
     p.add_argument("--quick", action="store_true", help="~1 min smoke run: fewer repeats, smaller splits")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=int_in(1, 1024), default=1,
                    help="torch intra-op threads (default 1: on a machine shared with other jobs, 2 threads stall at "
                         "every parallel op whenever another process holds a core; small-op paths such as cached "
                         "training and extraction pre/post-processing then run 10-30x slower. Use 2 on idle cores)")
-    p.add_argument("--work-dir", help="scratch folder (default: a temporary folder, removed afterwards)")
-    p.add_argument("--epoch-frames", type=int, help="frames of the online/cached epoch split (default 32; quick 16)")
-    p.add_argument("--rss-frames", type=int, help="small RSS split (the large one is 4x; default 64; quick 16)")
-    p.add_argument("--batch-size", type=int, default=8, help="images per step of the epoch comparison (default 8)")
+    p.add_argument("--work-dir", type=output_dir,
+                   help="scratch folder (default: a temporary folder, removed afterwards)")
+    p.add_argument("--epoch-frames", type=positive_int,
+                   help="frames of the online/cached epoch split (default 32; quick 16)")
+    p.add_argument("--rss-frames", type=positive_int,
+                   help="small RSS split (the large one is 4x; default 64; quick 16)")
+    p.add_argument("--batch-size", type=positive_int, default=8,
+                   help="images per step of the epoch comparison (default 8)")
     p.add_argument("--scale", action="store_true", help="also the real-scale keys (1080p extraction, cache size, "
                    "VISOR loading)")
     p.add_argument("--scale-only", action="store_true", help="only the real-scale keys")
-    p.add_argument("--visor-frames", type=int, help="frames of the realistic VISOR split (default 100; quick 20)")
+    p.add_argument("--visor-frames", type=positive_int,
+                   help="frames of the realistic VISOR split (default 100; quick 20)")
     args = p.parse_args(argv)
 
     import logging
@@ -172,8 +178,9 @@ def finish(args, results, config):
               f"torch threads {config['torch_threads']}; total {config['total_s']}s")
     print(f"command: {config['command']}")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
+        from ..utils.atomic import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(results, f, indent=2)
         log(f"wrote {args.json}")
     return results

@@ -19,10 +19,11 @@ def bench_cfg(work: str, name: str, model_name: str, batch: int, shard_size: int
     from detectron2.config import get_cfg
 
     from wish_d2 import add_wish_config
+    from wish_d2.config_file import merge_config_file
 
     cfg = get_cfg()
     add_wish_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "Base-WISH.yaml"))
+    merge_config_file(cfg, os.path.join(ROOT, "configs", "Base-WISH.yaml"))
     cfg.merge_from_list([
         "MODEL.WISH.CLIP.MODEL_NAME", model_name, "MODEL.WISH.STAGE", "stage2", "MODEL.WISH.SUPERVISION", "gt",
         "MODEL.WISH.STAGE2.IMS_PER_BATCH", str(batch), "SOLVER.IMS_PER_BATCH", str(batch),

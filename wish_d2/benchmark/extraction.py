@@ -108,12 +108,13 @@ def scale_cfg(work: str, device: str = "cpu", *opts: str):
     from detectron2.config import get_cfg
 
     from wish_d2 import add_wish_config
+    from wish_d2.config_file import merge_config_file
 
     from .common import ROOT
 
     cfg = get_cfg()
     add_wish_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "Base-WISH.yaml"))
+    merge_config_file(cfg, os.path.join(ROOT, "configs", "Base-WISH.yaml"))
     cfg.merge_from_list(["MODEL.WISH.CLIP.MODEL_NAME", MODEL_NAME, "MODEL.WISH.PROPOSALS.MAX_PER_IMAGE", "256",
                          "MODEL.DEVICE", device, "DATASETS.TRAIN", "()", "DATASETS.TEST", "()",
                          "OUTPUT_DIR", os.path.join(work, "out_scale"), "SEED", "0", *opts])
@@ -196,12 +197,13 @@ def real_data_cache_dtype() -> str:
     from detectron2.config import get_cfg
 
     from wish_d2 import add_wish_config
+    from wish_d2.config_file import merge_config_file
 
     from .common import ROOT
 
     cfg = get_cfg()
     add_wish_config(cfg)
-    cfg.merge_from_file(os.path.join(ROOT, "configs", "wish_epic.yaml"))
+    merge_config_file(cfg, os.path.join(ROOT, "configs", "wish_epic.yaml"))
     return cfg.MODEL.WISH.CACHE.DTYPE
 
 

@@ -92,7 +92,9 @@ def main(argv=None):
     print(f"  Stage 2 training, batch {figures['train_batch']}: {figures['train_iters_per_s']:.1f} it/s, peak GPU "
           f"memory {figures['train_peak_gpu_mb']:.0f} MB")
     if args.json:
-        with open(args.json, "w") as f:
+        from ..utils.atomic import atomic_path
+
+        with atomic_path(args.json) as tmp, open(tmp, "w") as f:
             json.dump(figures, f, indent=2)
     return figures
 

@@ -11,6 +11,7 @@ import torch
 from detectron2.utils import comm
 from tqdm import tqdm
 
+from ..pretrain.release import SHIPPED_PREFIX, resolve_shipped, verify_shipped
 from .store import FeatureCache, cache_key
 
 logger = logging.getLogger(__name__)
@@ -24,9 +25,12 @@ def dataset_fingerprint(dicts: List[Dict]) -> str:
 
 
 def file_stamp(path: str) -> str:
-    """Path, size and modification time in nanoseconds: a rewrite within the same second still changes it."""
+    """Path, size and modification time in nanoseconds: a rewrite within the same second still changes it. A
+    shipped encoder (``wish_d2://``) is stamped by its verified SHA-256, so every clone shares one key."""
     if not path:
         return ""
+    if str(path).startswith(SHIPPED_PREFIX):
+        return f"{path}:sha256:{verify_shipped(resolve_shipped(path))['file']['sha256']}"
     try:
         st = os.stat(path)
         return f"{path}:{st.st_size}:{st.st_mtime_ns}"
@@ -78,6 +82,9 @@ def extract_dataset_features(model, dicts: List[Dict], mapper, cache: FeatureCac
                             disable=len(todo) < 2 or not comm.is_main_process())
             if not cache.shard_is_complete(k, ids[k * cache.shard_size:(k + 1) * cache.shard_size])]
     n_images = sum(len(dicts[k * cache.shard_size:(k + 1) * cache.shard_size]) for k in todo)
+    hands = getattr(getattr(model, "module", model), "hand_source", None)
+    if n_images and hasattr(hands, "check_coverage"):  # a precomputed hands file must belong to this dataset
+        hands.check_coverage(ids, cache.dataset_name)
     if n_images:
         logger.info(f"Extracting features of {n_images} images into {cache.dir} (rank {rank}/{world})")
     with tqdm(total=n_images, desc=desc, unit="img", disable=not n_images or not comm.is_main_process()) as bar:
@@ -90,6 +97,8 @@ def extract_dataset_features(model, dicts: List[Dict], mapper, cache: FeatureCac
                 bar.update(len(batch))
             cache.write_shard(k, records)
     if comm.is_main_process():
+        # The split's own narrations: Stage 1's supervision on training splits. On the test split only the
+        # pseudo_labels reference row reads them (WISH.pseudo_label); WISH.forward at inference never does.
         phrases = sorted({p for d in dicts for p in d.get("noun_phrases", [])})
         cache.write_texts(phrases, model.text_embeddings(phrases), model.zero_shot_embeddings())
     comm.synchronize()

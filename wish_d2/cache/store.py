@@ -110,7 +110,8 @@ class FeatureCache:
         if os.path.exists(sidecar):
             os.remove(sidecar)
         with atomic_path(path) as tmp:
-            torch.save(obj, tmp)
+            with open(tmp, "wb") as f:  # a file object: a full disk surfaces as OSError (see utils.atomic)
+                torch.save(obj, f)
             digest = digest_file(tmp)
         write_json({"format": FORMAT, "key": self.key, **digest, **meta}, sidecar)
 

@@ -62,14 +62,15 @@ def register_hands_only(name: str, load: Callable[[], List[Dict]], **metadata) -
 
 
 def register_real_hands_only(epic_visor: Dict[str, tuple], egohos: Dict[str, tuple]) -> None:
-    """``<name>_hands`` of the real splits: ``epic_visor`` maps a split name to ``(annotations_dir, image_root)``,
-    ``egohos`` to ``(label_dir, image_root)``. Read without narrations (see the module docstring)."""
+    """``<name>_hands`` of the real splits: ``epic_visor`` maps a split name to ``(annotations_dir, image_root,
+    participant filter)`` (the filter: keyword options of ``load_epic_visor``), ``egohos`` to ``(label_dir,
+    image_root)``. Read without narrations (see the module docstring)."""
     from .ego4d import load_ego4d
     from .visor import load_epic_visor
 
-    for name, (ann, images) in epic_visor.items():
-        register_hands_only(name, lambda a=ann, i=images, n=name: load_epic_visor(
-            a, i, None, dataset_name=hands_only_name(n)), image_root=images)
+    for name, (ann, images, participant_filter) in epic_visor.items():
+        register_hands_only(name, lambda a=ann, i=images, n=name, f=participant_filter: load_epic_visor(
+            a, i, None, dataset_name=hands_only_name(n), **f), image_root=images)
     for name, (labels, images) in egohos.items():
         register_hands_only(name, lambda a=labels, i=images, n=name: load_ego4d(
             a, i, None, dataset_name=hands_only_name(n)), image_root=images)

@@ -67,7 +67,10 @@ class WISHCachedMapper:
         d["text_embeds"] = self.text_embeds[idx] if idx else empty
         d["zero_shot_embeds"] = self.zero_shot
         if self.pseudo_labels is not None:
-            d["wish_targets"] = torch.tensor(self.pseudo_labels.get(str(d["image_id"]), [-1, -1]), dtype=torch.long)
+            checked = getattr(self.pseudo_labels, "targets", None)  # a PseudoLabels file checks its indices
+            objs = checked(d["image_id"], len(d["wish_features"]["proposal_scores"])) if checked else \
+                self.pseudo_labels.get(str(d["image_id"]), [-1, -1])
+            d["wish_targets"] = torch.tensor(objs, dtype=torch.long)
         return d
 
 

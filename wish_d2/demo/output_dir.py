@@ -18,6 +18,8 @@ from typing import List, Tuple
 import cv2
 import numpy as np
 
+from ..utils.atomic import atomic_path, disk_full_names
+
 __all__ = ["MANIFEST", "OutputDirError", "DemoOutputDir"]
 
 #: The list of files a demo run wrote, relative to the output folder.
@@ -88,7 +90,7 @@ class DemoOutputDir:
                                  "writable --output folder") from e
         if os.path.isfile(self._manifest_path()):
             self._clear_previous_run()
-        with open(self._manifest_path(), "w", encoding="utf-8"):
+        with disk_full_names(self._manifest_path()), open(self._manifest_path(), "w", encoding="utf-8"):
             pass
 
     def _clear_previous_run(self) -> None:
@@ -128,7 +130,7 @@ class DemoOutputDir:
             raise ValueError(f"{rel!r} is not a path inside the output folder")
         rel = os.path.normpath(rel)
         if rel not in self._recorded:
-            with open(self._manifest_path(), "a", encoding="utf-8") as f:
+            with disk_full_names(self._manifest_path()), open(self._manifest_path(), "a", encoding="utf-8") as f:
                 f.write(rel.replace(os.sep, "/") + "\n")
             self._recorded.add(rel)
         path = os.path.join(self.root, rel)
@@ -136,10 +138,14 @@ class DemoOutputDir:
         return path
 
     def save_png(self, rel: str, image_rgb: np.ndarray) -> str:
-        """Write an RGB ``uint8`` image as ``rel`` (PNG); returns its absolute path."""
+        """Write an RGB ``uint8`` image as ``rel`` (PNG), atomically; returns its absolute path. A full disk raises
+        :class:`~wish_d2.utils.atomic.DiskFullError` (``cv2.imwrite`` would only return False)."""
         path = self.path(rel)
-        if not cv2.imwrite(path, np.ascontiguousarray(np.asarray(image_rgb)[:, :, ::-1])):
-            raise IOError(f"could not write {path}")
+        ok, png = cv2.imencode(".png", np.ascontiguousarray(np.asarray(image_rgb)[:, :, ::-1]))
+        if not ok:
+            raise ValueError(f"could not encode {path} as PNG")
+        with atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(png.tobytes())
         return path
 
     def written(self) -> Tuple[str, ...]:

@@ -32,6 +32,8 @@ def write_demo_report(run: DemoRunner, config_file: str, weights: str, notes: Se
         ("frames processed", c["processed"]),
         ("unreadable inputs", len(run.unreadable)),
         ("failed frames", len(run.failed)),
+        ("videos cut short", len(run.cut_short)),
+        ("lost video frames", c["lost_frames"]),
         ("frames without hands", c["no_hands"]),
         ("in-hand predictions", len(run.coco_results)),
         ("frames with ground truth", c["with_gt"]),
@@ -43,6 +45,7 @@ def write_demo_report(run: DemoRunner, config_file: str, weights: str, notes: Se
     write_json({
         "config_file": os.path.abspath(config_file), "weights": weights, "untrained": not weights,
         "counts": dict(summary), "metrics": overall, "unreadable": run.unreadable, "failed": run.failed,
+        "cut_short": run.cut_short,
         "predictions_json": os.path.relpath(coco_path, out.root), "gallery": os.path.relpath(html_path, out.root),
         "images": run.per_image,
     }, out.path("summary.json"))
@@ -55,6 +58,8 @@ def write_demo_report(run: DemoRunner, config_file: str, weights: str, notes: Se
         say(f"  unreadable: {p}")
     for p in run.failed:
         say(f"  failed: {p}")
+    for p in run.cut_short:
+        say(f"  cut short (frames lost, exit status 1): {p}")
     say(f"gallery: {html_path}")
     say(f"predictions: {coco_path}")
     if not weights:

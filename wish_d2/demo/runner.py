@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from wish_d2.evaluation.coco_export import instances_to_coco_results
+from wish_d2.utils.atomic import DiskFullError
 from wish_d2.evaluation.metrics import InHandIoU
 from wish_d2.utils.masks import decode_rles
 from wish_d2.utils.visualize import (CLASS_NAMES, auto_scale, draw_ground_truth, draw_predictions, draw_proposals,
@@ -27,7 +28,7 @@ from .dataset_index import DatasetIndex
 from .frame_metrics import per_image_metrics
 from ..data.image_io import ImageReadError, read_image_rgb
 from .output_dir import DemoOutputDir
-from .video import iter_video, video_info
+from .video import AnnotatedVideoWriter, VideoCutShort, iter_video, video_info
 
 __all__ = ["DemoOptions", "DemoRunner", "safe_name"]
 
@@ -86,6 +87,8 @@ class DemoRunner:
         self.counts = Counter()
         self.unreadable: List[str] = []
         self.failed: List[str] = []
+        #: videos that stopped decoding before their declared frame count (lost frames in ``counts``)
+        self.cut_short: List[str] = []
         self.video_output = options.video_output
         self._names = Counter()
         self._said = set()
@@ -264,11 +267,13 @@ class DemoRunner:
                      self.datasets.lookup(path))
 
     def run_video(self, path: str, bar) -> None:
-        """Every sampled frame of one video (never matched to a dataset), and the annotated video if asked."""
+        """Every sampled frame of one video (never matched to a dataset), and the annotated video if asked. A video
+        that stops decoding early is named and its lost frames counted; an annotated video that cannot be written
+        completely raises (see :class:`~wish_d2.demo.video.AnnotatedVideoWriter`)."""
         stem = self.unique_name(os.path.splitext(os.path.basename(path))[0])
         fps, _ = video_info(path)
         stride = max(1, self.options.video_stride)
-        writer, video_path = None, None
+        writer = None
         single, recorder = self.predictor, None
         if self.options.temporal:
             from wish_d2.video.demo import temporal_predictor_for
@@ -282,14 +287,15 @@ class DemoRunner:
                 drawn = self.process(frame, f"{stem}_f{idx:06d}", f"{path}#frame={idx}", None,
                                      video_scale=1.0 if self.video_output else None)
                 bar.update(1)
-                if drawn is None or not self.video_output:
+                if not self.video_output:
                     continue
+                if drawn is None:  # a failed frame (counted) stays in, unannotated: the video keeps its length
+                    drawn = frame
                 h, w = frame.shape[:2]
                 if writer is None:
-                    video_path = self.out.path(f"{stem}_wish.mp4")
-                    writer = cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"mp4v"), fps / stride, (w, h))
-                    if not writer.isOpened():
-                        say(f"error: cannot write video {video_path}: this OpenCV build has no mp4v encoder. Fix: "
+                    writer = AnnotatedVideoWriter(self.out.path(f"{stem}_wish.mp4"), fps / stride, (w, h))
+                    if not writer.opened:
+                        say(f"error: cannot write video {writer.path}: this OpenCV build has no mp4v encoder. Fix: "
                             "install an FFmpeg-enabled OpenCV (pip install opencv-python-headless); the overlays "
                             "are written as PNGs anyway.", err=True)
                         self.video_output = False
@@ -297,16 +303,26 @@ class DemoRunner:
                         continue
                 if drawn.shape[:2] != (h, w):
                     drawn = cv2.resize(drawn, (w, h), interpolation=cv2.INTER_AREA)
-                writer.write(np.ascontiguousarray(drawn[:, :, ::-1]))
-        except IOError as e:
+                writer.write(drawn[:, :, ::-1])
+        except VideoCutShort as e:
+            self.cut_short.append(path)
+            self.counts["lost_frames"] += e.declared - e.decoded
+            say(f"error: {e}", err=True)
+        except BaseException as e:
+            if writer is not None:
+                writer.abort()
+            if not isinstance(e, IOError) or isinstance(e, DiskFullError):  # the decoder's errors are IOError
+                raise
             self.unreadable.append(path)
+            writer = None
             say(str(e), err=True)
         finally:
             self.predictor = single
-            if writer is not None:
-                writer.release()
-                self.counts["videos_written"] += 1
-                say(f"annotated video: {video_path}")
+        if writer is not None:
+            video_path = writer.close()
+            self.counts["videos_written"] += 1
+            say(f"annotated video: {video_path}" + (" (up to where the input stops decoding)"
+                                                     if path in self.cut_short else ""))
         if recorder is not None:
             self._add_timeline(recorder, stem, path, fps)
 
@@ -314,7 +330,12 @@ class DemoRunner:
         """The gallery entry with the video's timeline plot (each hand's held object over time)."""
         from wish_d2.video.demo import ground_truth_timeline
 
-        gt = ground_truth_timeline(path)
+        try:
+            gt = ground_truth_timeline(path)
+        except ValueError as e:
+            gt = None
+            self.counts["timeline_problems"] += 1
+            say(f"warning: {e}; the timeline of {path} is drawn without ground truth", err=True)
         png = recorder.plot(self.out.path(f"timelines/{stem}_timeline.png"), fps, title=os.path.basename(path),
                             ground_truth=gt)
         if png is not None:

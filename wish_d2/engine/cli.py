@@ -51,6 +51,8 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: Optional[Se
             parser.error(f"--{dest.replace('_', '-')} got no values before the config override {rest[0]!r}")
         try:
             setattr(args, dest, [kind(v) for v in items])
+        except argparse.ArgumentTypeError as e:
+            parser.error(f"argument --{dest.replace('_', '-')}: {e}")
         except (TypeError, ValueError):
             parser.error(f"--{dest.replace('_', '-')}: invalid {getattr(kind, '__name__', 'value')} in {items}")
         moved += rest
@@ -61,3 +63,4 @@ def parse_args_with_overrides(parser: argparse.ArgumentParser, argv: Optional[Se
     if len(args.opts) % 2:
         parser.error(f"config overrides come in KEY VALUE pairs; got {args.opts}")
     return args
+

@@ -1,6 +1,5 @@
 """Feature-cache data path: make sure a dataset's cache exists, then serve it through Detectron2 loaders."""
 import copy
-import json
 import logging
 import os
 from typing import Callable, Dict, List, Optional, Tuple
@@ -12,6 +11,7 @@ from ..cache import FeatureCache, extract_dataset_features
 from ..cache.sampler import ShardGroupedTrainingSampler
 from ..cache.extract import feature_cache_key
 from ..data.mappers import WISHCachedMapper, WISHOnlineMapper, attach_cache_refs
+from .pseudo_label_file import load_pseudo_labels  # noqa: F401  re-exported: the trainer reads it from here
 
 logger = logging.getLogger(__name__)
 SHARDS_IN_MEMORY = 2  # shards mixed by the training sampler; each dataset's cache keeps as many open
@@ -95,6 +95,12 @@ class _MultiCache:
 
 def build_cached_train_loader(cfg, pseudo_labels: Optional[Dict] = None):
     parts = cached_dicts(cfg, cfg.DATASETS.TRAIN)
+    if hasattr(pseudo_labels, "coverage"):  # a pseudo-label file: images it lacks are left out, none is an error
+        kept = []
+        for n, c, ds in parts:
+            covered = set(pseudo_labels.coverage([d["image_id"] for d in ds], n)[0])
+            kept.append((n, c, [d for d in ds if str(d["image_id"]) in covered]))
+        parts = kept
     dicts = [d for _, _, ds in parts for d in ds]
     mapper = _MultiCache({n: c for n, c, _ in parts}).mapper(pseudo_labels)
     sampler = ShardGroupedTrainingSampler([(d["dataset_name"], d["cache_ref"][0]) for d in dicts],
@@ -117,9 +123,3 @@ def iterate_cached(cfg, name: str, model=None, batch_size: int = 64, pseudo_labe
         yield [mapper(d) for d in dicts[i:i + batch_size]]
 
 
-def load_pseudo_labels(path: str) -> Dict[str, List[int]]:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Pseudo-label file not found: {path} (MODEL.WISH.PSEUDO.FILE); run Stage 1 first")
-    with open(path) as f:
-        data = json.load(f)
-    return {k: v["objects"] for k, v in data["labels"].items()}

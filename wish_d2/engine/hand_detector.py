@@ -12,10 +12,13 @@ __all__ = ["HandDetectorTrainer", "hand_detector_cfg"]
 
 
 def hand_detector_cfg(config_file: str, opts=()):
-    """Detectron2's default config + the detector's yaml + ``KEY VALUE`` overrides (no WISH keys)."""
+    """Detectron2's default config + the detector's yaml (read by the safe reader) + ``KEY VALUE`` overrides (no
+    WISH keys)."""
+    from ..config_file import merge_config_file, merge_config_overrides
+
     cfg = get_cfg()
-    cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+    merge_config_file(cfg, config_file, "--config-file")
+    merge_config_overrides(cfg, list(opts))
     return cfg
 
 

@@ -10,7 +10,6 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 
@@ -18,8 +17,10 @@ from ..modeling.inference import select_in_hand
 from ..modeling.pseudo_labels import assign_pseudo_labels
 from ..utils.atomic import write_json
 from ..config_validation import validate_wish_config
+from .atomic_checkpointer import AtomicCheckpointer
 from .calibration import (CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt_label_map, grid_search,
                           selection_emiou)
+from .checkpoint import check_init_weights
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
 from .label_free import label_free_contact_threshold, label_free_pseudo_threshold
 from .trainer import WISHTrainer
@@ -80,13 +81,13 @@ def stage_cfg(cfg, stage: str, output_dir: str, **opts):
     return c
 
 
-def train_stage(cfg, resume: bool):
+def train_stage(cfg, resume: bool, allow_partial_weights: bool = False):
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     if cfg.SEED >= 0:
         # Seed every stage (not only the process): model init and the sampler's shared seed then do not depend
         # on what ran before in this process, so the table's runs and train_net's runs repeat.
         seed_all_rng(cfg.SEED)
-    trainer = WISHTrainer(cfg)
+    trainer = WISHTrainer(cfg, allow_partial_weights=allow_partial_weights)
     trainer.resume_or_load(resume=resume)
     trainer.train()
     return trainer.model
@@ -211,9 +212,14 @@ def evaluate(cfg, model) -> Dict:
 
 
 # ---- the whole flow ----------------------------------------------------------------------------------------
-def run_pipeline(cfg, resume: bool = False) -> Dict:
-    """Train and evaluate as ``MODEL.WISH.STAGE`` says. Returns the test metrics (and writes them)."""
+def run_pipeline(cfg, resume: bool = False, allow_partial_weights: bool = False) -> Dict:
+    """Train and evaluate as ``MODEL.WISH.STAGE`` says. Returns the test metrics (and writes them).
+
+    ``MODEL.WEIGHTS`` initialises the first stage that trains; it must fill the WISH heads unless
+    ``allow_partial_weights`` (``--allow-partial-weights``)."""
     validate_wish_config(cfg)  # before any feature extraction
+    if cfg.MODEL.WEIGHTS and not resume:
+        check_init_weights(cfg, allow_partial_weights)  # a bad file fails now, not after hours of extraction
     w = cfg.MODEL.WISH
     root = cfg.OUTPUT_DIR
     val = cfg.DATASETS.VAL[0] if cfg.DATASETS.VAL else None
@@ -231,7 +237,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
     if w.SUPERVISION == "pseudo" and w.STAGE in ("stage1", "all"):
         t0 = time.perf_counter()
         c1 = stage_cfg(cfg, "stage1", os.path.join(root, "stage1"))
-        model = train_stage(c1, resume)
+        model = train_stage(c1, resume, allow_partial_weights)
         threshold = float(w.PSEUDO.THRESHOLD)
         if threshold < 0:
             if val is None:
@@ -247,7 +253,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
             report["pseudo_labels_train"] = selection_emiou(
                 (pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels if i in gts)
             logger.info(f"pseudo-label quality on train: {report['pseudo_labels_train']}")
-            DetectionCheckpointer(model, save_dir=c1.OUTPUT_DIR).save("model_calibrated")
+            AtomicCheckpointer(model, save_dir=c1.OUTPUT_DIR).save("model_calibrated")
         comm.synchronize()
         stage1_weights = os.path.join(c1.OUTPUT_DIR, "model_calibrated.pth")
         timings["stage1_s"] = time.perf_counter() - t0
@@ -257,7 +263,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
     t0 = time.perf_counter()
     c2 = stage_cfg(cfg, "stage2", os.path.join(root, "stage2"), **{"MODEL.WEIGHTS": stage1_weights,
                                                                 "MODEL.WISH.PSEUDO.FILE": pseudo_file})
-    model = train_stage(c2, resume)
+    model = train_stage(c2, resume, allow_partial_weights)
     if float(w.INFERENCE.CONTACT_THRESHOLD) < 0:
         if val is None:
             raise ValueError("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
@@ -265,7 +271,7 @@ def run_pipeline(cfg, resume: bool = False) -> Dict:
     timings["stage2_s"] = time.perf_counter() - t0
     final = os.path.join(root, "model_final.pth")
     if comm.is_main_process():
-        DetectionCheckpointer(model, save_dir=root).save("model_final")
+        AtomicCheckpointer(model, save_dir=root).save("model_final")
     t0 = time.perf_counter()
     report.update(evaluate(cfg, model) if cfg.DATASETS.TEST else {})
     timings["eval_s"] = time.perf_counter() - t0

@@ -4,23 +4,26 @@ import logging
 from detectron2.config import get_cfg
 
 from ..config import add_wish_config
+from ..config_file import merge_config_file, merge_config_overrides
 from ..config_validation import ConfigError, validate_wish_config
 
 logger = logging.getLogger(__name__)
 
 
-def build_cfg(config_file: str = "", opts=(), freeze: bool = True):
-    """Detectron2's default config + ``MODEL.WISH`` + ``config_file`` + ``KEY VALUE`` overrides, validated (values,
-    and the hand detector's files when ``HANDS.SOURCE`` is ``detector``)."""
+def build_cfg(config_file: str = "", opts=(), freeze: bool = True, resolve_pretrained: bool = True):
+    """Detectron2's default config + ``MODEL.WISH`` + ``config_file`` (read safely) + ``KEY VALUE`` overrides,
+    validated (values, and the hand detector's files when ``HANDS.SOURCE`` is ``detector``).
+    ``resolve_pretrained=False`` leaves the web-pretrained CLIP unbuilt, for tools that never run CLIP."""
     cfg = get_cfg()
     add_wish_config(cfg)
     if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts))
+        merge_config_file(cfg, config_file, "--config-file")
+    merge_config_overrides(cfg, opts)
     validate_wish_config(cfg)
     _check_hand_source(cfg)
-    if cfg.MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED:  # the synthetic web-pretrained CLIP: built on first use, then
-        from ..pretrain import resolve_web_pretrained  # loaded through CLIP.PRETRAINED like real weights
+    # the synthetic web-pretrained CLIP: built on first use, then loaded through CLIP.PRETRAINED like real weights
+    if resolve_pretrained and cfg.MODEL.WISH.CLIP.WEB_PRETRAIN.ENABLED:
+        from ..pretrain import resolve_web_pretrained
 
         resolve_web_pretrained(cfg)
     if freeze:

@@ -120,14 +120,15 @@ def _eval_pseudo_labels(cfg, model, name: str) -> Dict:
 def _wish_and_baselines(cfg, out: str, methods: Sequence[str]) -> Dict[str, Dict]:
     """WISH's pipeline, then every row that reads its model, its features or its Stage 1, each evaluated into
     its own folder ``out/<row>``."""
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
+
+    from ..modeling.checkpointer import SafeDetectionCheckpointer
 
     res = {}
     c = _with(cfg, os.path.join(out, "wish"))
     report = run_pipeline(c)
     model = build_model(c)
-    DetectionCheckpointer(model).load(os.path.join(c.OUTPUT_DIR, "model_final.pth"))
+    SafeDetectionCheckpointer(model).load(os.path.join(c.OUTPUT_DIR, "model_final.pth"))
     res["wish"] = _metrics(report)
     for row, method in FROM_WISH.items():
         if row == "wish" or row not in methods:

@@ -1,18 +1,64 @@
-"""``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer."""
+"""``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer, and safe,
+checked loading of weights and resumed checkpoints."""
 import os
+import weakref
 
 import torch
 from detectron2.engine import DefaultTrainer
 
 from ..config_validation import OPTIMIZERS, validate_wish_config
 from ..evaluation.inhand_evaluator import InHandEvaluator
+from ..modeling.checkpointer import SafeDetectionCheckpointer
+from .atomic_checkpointer import AtomicCheckpointer
+from .checkpoint import check_heads_loaded
 from .data import build_cached_test_loader, build_cached_train_loader, dataset_dicts, load_pseudo_labels
+from .resume import ResumeError, config_resume_values, mismatch_message, resume_mismatches
+
+RESUME_STATE_KEY = "wish_resume_config"  # in the trainer's checkpoint state: the values --resume compares
 
 
 class WISHTrainer(DefaultTrainer):
-    def __init__(self, cfg):
+    def __init__(self, cfg, allow_partial_weights: bool = False):
         validate_wish_config(cfg)  # before the model, the loaders or any feature extraction
+        self.allow_partial_weights = allow_partial_weights
         super().__init__(cfg)
+
+    def build_hooks(self):
+        # DefaultTrainer built a plain DetectionCheckpointer; swap it before the checkpoint hook takes it
+        self.checkpointer = AtomicCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
+                                               trainer=weakref.proxy(self))
+        return super().build_hooks()
+    def resume_or_load(self, resume=True):
+        """Detectron2's ``resume_or_load``, read through :class:`SafeDetectionCheckpointer` (no code runs from a
+        file; ``last_checkpoint`` must name a file of OUTPUT_DIR; one-line errors), and refusing weights that leave
+        part of the WISH heads unmatched unless ``allow_partial_weights``."""
+        checkpointer = SafeDetectionCheckpointer(self.model, self.cfg.OUTPUT_DIR, **self.checkpointer.checkpointables)
+        path = checkpointer.get_checkpoint_file() if resume and checkpointer.has_checkpoint() else ""
+        if path:
+            checkpointer.load(path)  # model, optimizer, scheduler, iteration
+        else:
+            checkpointer.load(self.cfg.MODEL.WEIGHTS, checkpointables=[])
+        if checkpointer.source:
+            check_heads_loaded(checkpointer, checkpointer.source, self.allow_partial_weights,
+                               use="resume from them" if path else "train from them")
+        if path:
+            # the checkpoint stores the iteration that just finished, so training goes on at the next one
+            self.start_iter = self.iter + 1
+
+    def state_dict(self):
+        """Detectron2's trainer state + the config values a resume must keep (:mod:`.resume`)."""
+        state = super().state_dict()
+        state[RESUME_STATE_KEY] = config_resume_values(self.cfg)
+        return state
+
+    def load_state_dict(self, state):
+        saved = state.get(RESUME_STATE_KEY)
+        if isinstance(saved, dict):
+            changed = resume_mismatches(saved, config_resume_values(self.cfg))
+            if changed:
+                raise ResumeError(mismatch_message(f"the checkpoint in {self.cfg.OUTPUT_DIR} was trained with",
+                                                   changed))
+        super().load_state_dict(state)
 
     @classmethod
     def build_train_loader(cls, cfg):

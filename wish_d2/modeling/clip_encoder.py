@@ -4,6 +4,8 @@
 
 * ``""``: a seeded random init (the embedded synthetic default and tests);
 * a local checkpoint file, loaded with ``open_clip.load_checkpoint(..., weights_only=True)``;
+* ``wish_d2://NAME``: an encoder the package ships in ``wish_d2/model_zoo/`` (checked against its manifest first,
+  then loaded like any local file; :mod:`wish_d2.pretrain.release`);
 * an http(s) URL of such a file, downloaded once and cached by Detectron2's ``PathManager``
   (:mod:`wish_d2.modeling.weights`), then loaded like a local file;
 * an open_clip pretrained tag of ``MODEL_NAME`` (``"openai"``, ``"laion2b_s34b_b88k"``, ...:
@@ -25,6 +27,8 @@ from ..registry import CLIP_ENCODER_REGISTRY
 from .clip_pooling import MaskPooledCLIP
 from .weights import (
     DOWNLOAD_TIMEOUT_S,
+    MissingWeightsError,
+    UnreadableWeightsError,
     WeightsUnavailableError,
     hub_unreachable,
     is_url,
@@ -115,7 +119,7 @@ def _checkpoint_file(model_name: str, pretrained: str) -> str:
     path = os.path.abspath(os.path.expanduser(pretrained))
     if not os.path.isfile(path):
         tags = open_clip.list_pretrained_tags_by_model(model_name)
-        raise FileNotFoundError(
+        raise MissingWeightsError(
             f"{_KEY}={pretrained!r}: CLIP checkpoint not found: {path}, and not an open_clip pretrained tag of "
             f"{model_name!r} (its tags: {tags or 'none'}). {_HOW_TO_GET_WEIGHTS}"
         )
@@ -132,14 +136,21 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
         init_seed: seed of the random init (the global RNG state is left untouched).
         device: where the model lives.
     Raises:
-        FileNotFoundError: ``pretrained`` is neither an existing file, a URL, nor a tag of ``model_name``.
+        MissingWeightsError: (a ``FileNotFoundError``) ``pretrained`` is neither an existing file, a URL, nor a tag
+            of ``model_name``.
         WeightsUnavailableError: a URL or tag could not be downloaded (offline, unreachable, timed out).
-        RuntimeError: the file exists but is not a loadable checkpoint for ``model_name``.
+        UnreadableWeightsError: (a ``RuntimeError``) the file exists but is not a loadable checkpoint for
+            ``model_name``.
     """
+    from ..pretrain.release import resolve_shipped
+
     register_model_configs()
     if model_name not in open_clip.list_models():
         raise ValueError(f"Unknown open_clip model {model_name!r}. Known: WISH-Tiny-ViT, WISH-Test-ViT, ViT-B-16, ...")
-    pretrained = str(pretrained or "")
+    try:
+        pretrained = resolve_shipped(str(pretrained or ""))
+    except (OSError, ValueError) as e:
+        raise type(e)(f"{_KEY}={pretrained!r}: {e}") from e
     local = os.path.isfile(os.path.expanduser(pretrained)) if pretrained else False
     if pretrained and not local and not is_url(pretrained) and pretrained in open_clip.list_pretrained_tags_by_model(
             model_name):
@@ -156,7 +167,7 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
             try:
                 open_clip.load_checkpoint(model, path, strict=True, weights_only=True)
             except Exception as e:  # torch.load / pickle / zip / key-mismatch errors all mean "bad file for this model"
-                raise RuntimeError(
+                raise UnreadableWeightsError(
                     f"{_KEY}: could not load CLIP checkpoint {where} into open_clip model {model_name!r} "
                     f"(corrupt file, or weights of another architecture): {type(e).__name__}: {e}"
                 ) from e

@@ -11,14 +11,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from detectron2.checkpoint import DetectionCheckpointer
 
-from ..data.common import SIDES
+from ..data.common import SIDES, DataFormatError
 from ..data.hand_side import assign_sides, side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
-from ..utils.masks import decode_rle
+from ..utils.masks import check_rle, decode_rle
 from .proposal_generators import image_hw, image_to_rgb_numpy
-from .weights import resolve_weights_file
+from .checkpointer import SafeDetectionCheckpointer, head_problems
+from .weights import WeightsError, resolve_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -70,48 +70,88 @@ class DatasetHands:
 
 class PrecomputedHands(DatasetHands):
     """Hands from a json file ``{image_id: [{"segmentation": RLE, "side": "left"|"right"|null}, ...]}``,
-    e.g. the output of an external hand segmenter run once over a dataset."""
+    e.g. the output of an external hand segmenter run once over a dataset.
+
+    The file is checked when it is opened (an object of lists of hand objects, known sides, well-formed RLEs) and
+    each mask again when its image is looked up (the RLE's size must be the image's, so a huge ``size`` never gets
+    decoded). :meth:`check_coverage` refuses a file that matches no image of a dataset and counts the images it
+    lacks. Every error is a ``DataFormatError`` naming the file, the image and the field."""
+
+    KEY = "MODEL.WISH.HANDS.PRECOMPUTED_FILE"
 
     def __init__(self, path: str, side_heuristic: bool = True):
         super().__init__(side_heuristic)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"Precomputed hands file not found: {path} (MODEL.WISH.HANDS.PRECOMPUTED_FILE)")
+            raise FileNotFoundError(f"Precomputed hands file not found: {path} ({self.KEY})")
+        self.path = path
         try:
-            with open(path) as f:
-                self.table = {str(k): v for k, v in json.load(f).items()}
-        except (json.JSONDecodeError, AttributeError) as e:
-            raise ValueError(f"{path}: not a json object mapping image_id to a list of hands ({e})") from e
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError, RecursionError) as e:  # ValueError: bad JSON, bad UTF-8
+            raise DataFormatError(f"{path}: not a readable JSON file ({e}) ({self.KEY})") from None
+        if not isinstance(data, dict):
+            raise DataFormatError(f"{path}: must be a JSON object mapping image_id to a list of hands, got "
+                                  f"{type(data).__name__} ({self.KEY})")
+        self.table = {str(k): self._checked_hands(str(k), v) for k, v in data.items()}
+
+    def _checked_hands(self, image_id: str, hands) -> List[Dict]:
+        where = f"{self.path} (image {image_id!r})"
+        if not isinstance(hands, list):
+            raise DataFormatError(f"{where}: must be a list of hands, got {type(hands).__name__}")
+        for k, hand in enumerate(hands):
+            if not isinstance(hand, dict) or "segmentation" not in hand:
+                raise DataFormatError(f"{where}: hands[{k}] must be an object with a \"segmentation\" RLE")
+            if hand.get("side") not in SIDES + (None,):
+                raise DataFormatError(f"{where}: hands[{k}].side must be 'left', 'right' or null, got "
+                                      f"{hand.get('side')!r}")
+            try:
+                hand["segmentation"] = check_rle(hand["segmentation"])
+            except ValueError as e:
+                raise DataFormatError(f"{where}: hands[{k}].segmentation: {e}") from None
+        return hands
+
+    def hands_of(self, image_id, height: int, width: int) -> List[Dict]:
+        """The hands of one image; a mask of another size than the image raises, naming the file."""
+        hands = self.table.get(str(image_id), [])
+        for k, hand in enumerate(hands):
+            size = [int(v) for v in hand["segmentation"]["size"]]
+            if size != [int(height), int(width)]:
+                raise DataFormatError(f"{self.path} (image {str(image_id)!r}): hands[{k}].segmentation is "
+                                      f"{size[0]}x{size[1]}, the image is {height}x{width}")
+        return hands
+
+    def check_coverage(self, image_ids: Sequence, dataset: str) -> int:
+        """Raise when the file names none of ``image_ids`` (a file of another dataset would give no image any
+        hands); log how many images it lacks (they get no hands). Returns that count."""
+        ids = [str(i) for i in image_ids]
+        missing = [i for i in ids if i not in self.table]
+        if ids and len(missing) == len(ids):
+            theirs = ", ".join(repr(k) for k in list(self.table)[:2]) or "none"
+            raise DataFormatError(
+                f"{self.path}: none of its {len(self.table)} image ids is an image of dataset {dataset} "
+                f"(file: {theirs}; dataset: {ids[0]!r}, ...): a hands file of another dataset? ({self.KEY})")
+        if missing:
+            logger.warning(f"{self.path}: {len(missing)} of {len(ids)} images of {dataset} have no entry and get "
+                           f"no hands (e.g. {', '.join(missing[:3])})")
+        return len(missing)
 
     def __call__(self, batched_inputs):
         out = []
         for x in batched_inputs:
             h, w = image_hw(x)
-            out.append(hands_to_tensors(self.table.get(str(x["image_id"]), []), h, w, self.side_heuristic))
+            out.append(hands_to_tensors(self.hands_of(x["image_id"], h, w), h, w, self.side_heuristic))
         return out
 
 
-class _StrictCheckpointer(DetectionCheckpointer):
-    """Detectron2's checkpointer only logs the keys that did not load; keep them to refuse a partial match."""
-
-    incompatible = None
-
-    def _log_incompatible_keys(self, incompatible) -> None:
-        self.incompatible = incompatible
-        super()._log_incompatible_keys(incompatible)
-
-
-def _load_detector_weights(model, weights: str) -> None:
+def load_detector_weights(model, weights: str) -> None:
     """Every parameter of the detector must come from ``weights``: otherwise hands would come from a partly random
-    model, silently."""
-    checkpointer = _StrictCheckpointer(model)
+    model, silently. The file is read safely (no code runs from a ``.pkl`` or ``.pth``)."""
+    checkpointer = SafeDetectionCheckpointer(model, key="MODEL.WISH.HANDS.DETECTOR_WEIGHTS")
     checkpointer.load(weights)
-    inc = checkpointer.incompatible
-    problems = [] if inc is None else (
-        [f"missing {k}" for k in inc.missing_keys]
-        + [f"shape of {k}: {tuple(a)} in the file, {tuple(b)} in the model" for k, a, b in inc.incorrect_shapes])
+    problems = [p for p in head_problems(checkpointer.incompatible) if not p.startswith("unexpected")]
     if problems:
-        raise ValueError(
-            f"MODEL.WISH.HANDS.DETECTOR_WEIGHTS={weights!r} does not match the detector of DETECTOR_CONFIG "
+        raise WeightsError(
+            f"{checkpointer.source} does not match the detector of DETECTOR_CONFIG "
             f"({len(problems)} problem(s)): " + "; ".join(problems[:5]) + ("; ..." if len(problems) > 5 else "")
         )
 
@@ -170,17 +210,19 @@ class DetectorHands(DatasetHands):
         from detectron2.config import get_cfg
         from detectron2.engine import DefaultPredictor
 
+        from ..config_file import merge_config_file  # the safe reader: a detector config must not run code
+
         if not 0.0 <= float(score_thresh) <= 1.0:
             raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH={score_thresh} is not a score in [0, 1]")
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
         if not weights:
-            raise ValueError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights. "
-                             + detector_train_hint(config_file, "output/hand_detector/model_final.pth"))
+            raise WeightsError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights. "
+                               + detector_train_hint(config_file, "output/hand_detector/model_final.pth"))
         weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS",
                                        detector_train_hint(config_file, weights))
         cfg = get_cfg()
-        cfg.merge_from_file(config_file)
+        merge_config_file(cfg, config_file, "MODEL.WISH.HANDS.DETECTOR_CONFIG")
         self.class_names = [hand_class(c) for c in class_names]
         num_classes = int(cfg.MODEL.ROI_HEADS.NUM_CLASSES)
         if len(self.class_names) != num_classes:
@@ -195,7 +237,7 @@ class DetectorHands(DatasetHands):
         cfg.MODEL.DEVICE = device
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh  # INPUT.FORMAT stays the detector's own
         self.predictor = DefaultPredictor(cfg)
-        _load_detector_weights(self.predictor.model, weights)
+        load_detector_weights(self.predictor.model, weights)
 
     def instances(self, image_rgb: np.ndarray):
         """The detector's raw ``Instances`` (on the CPU) of one RGB frame."""

@@ -1,11 +1,12 @@
-"""Where frozen-model weights come from: a local file, or an http(s) URL that Detectron2's ``PathManager`` (iopath)
-downloads once and caches (``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``), the same way ``MODEL.WEIGHTS``
-is resolved by ``DetectionCheckpointer``.
+"""Where frozen-model weights come from: a local file, or an http(s) URL downloaded once into the cache of
+Detectron2's ``PathManager`` (iopath; ``$FVCORE_CACHE``, default ``~/.torch/iopath_cache``), where ``PathManager``
+finds it again.
 
-Downloads never hang: every socket operation of a download times out after :data:`DOWNLOAD_TIMEOUT_S` seconds. In
-offline mode (``HF_HUB_OFFLINE=1`` or ``TRANSFORMERS_OFFLINE=1``, the switches the Hugging Face stack already
-honours) a URL that is not in the cache fails at once instead of trying the network. Every failure names the config
-key and its value, so the user knows which line of the config to fix.
+Downloads never hang: a URL is fetched by :mod:`.download` (connect and read timeouts, a minimum rate, HTML answers
+recognised). In offline mode (``HF_HUB_OFFLINE=1`` or ``TRANSFORMERS_OFFLINE=1``, the switches the Hugging Face stack
+already honours) a URL that is not in the cache fails at once instead of trying the network. Every failure names the
+config key and its value, so the user knows which line of the config to fix; every failure is a
+:class:`WeightsError`, which the tools report in one line (exit status 2).
 """
 import contextlib
 import os
@@ -13,10 +14,13 @@ import socket
 from typing import Optional
 from urllib.parse import urlparse
 
-from detectron2.utils.file_io import PathManager
+from .download import DownloadError, cached_path, download_to_cache
 
 __all__ = [
     "DOWNLOAD_TIMEOUT_S",
+    "MissingWeightsError",
+    "UnreadableWeightsError",
+    "WeightsError",
     "HUB_PROBE_TIMEOUT_S",
     "WeightsUnavailableError",
     "is_url",
@@ -25,7 +29,7 @@ __all__ = [
     "resolve_weights_file",
 ]
 
-#: Seconds a download may wait on one socket operation (connect, or one read) before it fails.
+#: Seconds an open_clip / Hugging Face hub download may wait on one socket operation before it fails.
 DOWNLOAD_TIMEOUT_S = 60.0
 #: Seconds to wait for a TCP connection to the Hugging Face hub before calling it unreachable.
 HUB_PROBE_TIMEOUT_S = 5.0
@@ -34,12 +38,36 @@ _URL_PREFIXES = ("http://", "https://")
 _TRUE = {"1", "ON", "YES", "TRUE"}
 
 
-class WeightsUnavailableError(RuntimeError):
-    """Weights named in the config could not be fetched (offline, unreachable, timed out, HTTP error)."""
+class WeightsError(ValueError):
+    """A weights file or URL named in the config or on the command line cannot be used: missing, unreadable,
+    unsafe, or of another model. Tools report it in one line and exit with status 2."""
+
+
+class MissingWeightsError(WeightsError, FileNotFoundError):
+    """A local weights path that does not exist."""
+
+
+class WeightsUnavailableError(WeightsError, RuntimeError):
+    """Weights named in the config could not be fetched (offline, unreachable, timed out, HTTP error, HTML page)."""
+
+
+class UnreadableWeightsError(WeightsError, RuntimeError):
+    """A weights file exists but is not a checkpoint this model can load (corrupt, truncated, another format)."""
 
 
 def is_url(value: str) -> bool:
     return str(value).lower().startswith(_URL_PREFIXES)
+
+
+def model_zoo_url(value: str) -> str:
+    """``detectron2://NAME`` (Detectron2's model-zoo shorthand) as the https URL it stands for; other values as
+    they are."""
+    from detectron2.utils.file_io import Detectron2Handler
+
+    value = str(value)
+    if value.startswith(Detectron2Handler.PREFIX):
+        return Detectron2Handler.S3_DETECTRON2_PREFIX + value[len(Detectron2Handler.PREFIX):]
+    return value
 
 
 def offline_mode() -> bool:
@@ -78,8 +106,8 @@ def hub_unreachable() -> Optional[str]:
 
 @contextlib.contextmanager
 def socket_timeout(seconds: float):
-    """iopath downloads with ``urllib.request.urlretrieve``, which has no timeout argument and uses the socket
-    default; set that default for the duration of one download only."""
+    """Downloads that take no timeout argument (open_clip's hub fetch) use the socket default; set that default for
+    the duration of one download only."""
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -88,32 +116,25 @@ def socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
-def _iopath_cached_file(url: str) -> str:
-    """Where iopath's ``HTTPURLHandler`` caches ``url`` (its cache dir + the URL's path), so offline mode can use a
-    cached download without touching the network."""
-    from iopath.common.file_io import get_cache_dir
-
-    return os.path.join(get_cache_dir(), urlparse(url).path.lstrip("/"))
-
-
 def resolve_weights_file(value: str, key: str, hint: str = "") -> str:
-    """Local file for the weights ``value`` of config key ``key``: a local path (``~`` expanded) or an http(s) URL
-    downloaded and cached through Detectron2's ``PathManager``.
+    """Local file for the weights ``value`` of config key ``key``: a local path (``~`` expanded), or an http(s) URL
+    or ``detectron2://`` model-zoo name downloaded (:func:`.download.download_to_cache`) into the cache Detectron2's
+    ``PathManager`` uses.
 
     Raises:
-        FileNotFoundError: a local path that does not exist.
+        MissingWeightsError: a local path that does not exist (a ``FileNotFoundError``).
         WeightsUnavailableError: a URL that cannot be fetched (offline and not cached, connection refused, timeout,
-            HTTP error).
+            too slow, HTTP error, an HTML page).
     """
-    value = str(value)
+    value = model_zoo_url(value)
     suffix = f" {hint}" if hint else ""
     if not is_url(value):
         path = os.path.expanduser(value)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{key}: weights file not found: {path}.{suffix}")
+            raise MissingWeightsError(f"{key}: weights file not found: {path}.{suffix}")
         return path
     if offline_mode():
-        cached = _iopath_cached_file(value)
+        cached = cached_path(value)
         if os.path.isfile(cached):
             return cached
         raise WeightsUnavailableError(
@@ -121,12 +142,7 @@ def resolve_weights_file(value: str, key: str, hint: str = "") -> str:
             f"({cached}); download it once with network access.{suffix}"
         )
     try:
-        with socket_timeout(DOWNLOAD_TIMEOUT_S):
-            path = PathManager.get_local_path(value)
-    except (OSError, ValueError) as e:  # URLError, HTTPError, socket.timeout, refused connections are all OSError
+        return download_to_cache(value)
+    except DownloadError as e:
         raise WeightsUnavailableError(
-            f"{key}={value!r}: download failed ({type(e).__name__}: {e}); check the URL and the network.{suffix}"
-        ) from e
-    if not os.path.isfile(path):
-        raise WeightsUnavailableError(f"{key}={value!r}: download gave no file ({path}).{suffix}")
-    return path
+            f"{key}={value!r}: download failed ({e}); check the URL and the network.{suffix}") from e

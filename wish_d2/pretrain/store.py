@@ -93,7 +93,8 @@ def settings_from_cfg(cfg) -> WebPretrainSettings:
     return WebPretrainSettings(model_name=c.MODEL_NAME, seed=int(p.SEED), steps=int(p.STEPS),
                                batch_size=int(p.BATCH_SIZE), lr=float(p.LR),
                                unlocked_image_groups=int(p.UNLOCKED_IMAGE_GROUPS),
-                               image_size=int(p.IMAGE_SIZE), num_pairs=int(p.NUM_PAIRS))
+                               image_size=int(p.IMAGE_SIZE), num_pairs=int(p.NUM_PAIRS),
+                               object_share=float(p.OBJECT_SHARE))
 
 
 def web_clip_from_cfg(cfg, root: Optional[str] = None) -> str:

@@ -9,6 +9,7 @@ thread count (float summation order differs between thread counts).
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional
@@ -43,6 +44,7 @@ class WebPretrainSettings:
     num_pairs: int = 1000  # size of the web split cycled over; 0: every step draws new pairs
     train_token_embedding: bool = False  # the 49k-row vocabulary table; the captions use about a hundred rows
     image_size: int = 160
+    object_share: float = 0.0  # share of pairs that are close-ups of one object (web_pair's ``object_share``)
     version: int = WEB_CLIP_VERSION
 
     def as_dict(self) -> Dict:
@@ -84,7 +86,8 @@ def _fixed_image_features(model: torch.nn.Module, pooler, s: WebPretrainSettings
     (k = 2)."""
     out, captions = [], []
     for first in range(0, s.num_pairs, chunk):
-        pairs = list(web_pairs(s.seed, first, min(chunk, s.num_pairs - first), s.image_size, s.image_size))
+        pairs = list(web_pairs(s.seed, first, min(chunk, s.num_pairs - first), s.image_size, s.image_size,
+                               s.object_share))
         images = normalise_images(model, np.stack([p["image"] for p in pairs]))
         if s.unlocked_image_groups == 1:
             with _without_proj(model.visual):
@@ -114,11 +117,48 @@ def _lr_at(s: WebPretrainSettings, step: int) -> float:
     return 0.5 * s.lr * (1.0 + float(np.cos(np.pi * t)))
 
 
-def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable[[Dict], None]] = None
-                      ) -> (torch.nn.Module, List[float], Dict):
+def _load_state(path: str, settings: WebPretrainSettings, model, opt) -> Dict:
+    """Restore a run saved by :func:`_save_state`; a state of other settings is refused, never mixed in."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = state["settings"]
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+    except Exception as e:  # truncated, foreign or garbage file: say which
+        raise RuntimeError(f"web CLIP pretraining: cannot resume from {path}: {type(e).__name__}: {e}. "
+                           "Delete it to start over.") from e
+    if saved != settings.as_dict():
+        diff = sorted(k for k in set(saved) | set(settings.as_dict()) if saved.get(k) != settings.as_dict().get(k))
+        raise ValueError(f"web CLIP pretraining: {path} was saved with other settings ({', '.join(diff)}); "
+                         "delete it or use another state file")
+    return state
+
+
+def _save_state(path: str, settings: WebPretrainSettings, model, opt, step: int, losses: List[float],
+                log: List[Dict]) -> None:
+    """Everything a resumed run needs, written atomically (a killed save leaves the previous state intact)."""
+    from ..utils.atomic import atomic_path
+
+    state = {"settings": settings.as_dict(), "step": step, "model": model.state_dict(),
+             "optimizer": opt.state_dict(), "losses": torch.tensor(losses, dtype=torch.float64),
+             "log": [dict(d) for d in log]}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable[[Dict], None]] = None,
+                      state_path: Optional[str] = None, save_every: int = 0,
+                      on_save: Optional[Callable[[int, torch.nn.Module], Dict]] = None,
+                      stop_at: Optional[int] = None) -> (torch.nn.Module, List[float], Dict):
     """Train ``settings.model_name`` from its seeded random init on web pairs ``0 .. steps * batch_size - 1`` (each
     pair seen once), or cycling over pairs ``0 .. num_pairs - 1``. Returns ``(model in eval mode, loss per step,
-    timings)``. The global RNG is left alone."""
+    timings)``; timings hold ``log``, the list of what ``on_save`` returned. The global RNG is left alone.
+
+    With ``state_path``, the run saves its full state (model, optimizer, step, losses, log) there every
+    ``save_every`` steps and at the end, and a later call with the same settings resumes from it: a step's pairs
+    depend only on the step, so a resumed run computes the same steps as an uninterrupted one. ``on_save(step,
+    model)`` runs before each save (e.g. a zero-shot probe; it must not change the model) and its dict is logged.
+    ``stop_at`` ends the run after that many steps of the full schedule (to replay a run's first steps)."""
     from ..modeling.clip_encoder import build_open_clip
     from ..modeling.clip_pooling import MaskPooledCLIP
 
@@ -140,7 +180,21 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
     no_decay = [p for p in params if p.ndim < 2]  # gains, biases, logit_scale: no weight decay (open_clip's rule)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=s.lr, betas=(0.9, 0.98), eps=1e-6)
-    losses, t_data, t_step = [], 0.0, 0.0
+    losses, t_data, t_step, log, start = [], 0.0, 0.0, [], 0
+    if state_path and os.path.isfile(state_path):
+        state = _load_state(state_path, s, model, opt)
+        start, losses, log = int(state["step"]), [float(x) for x in state["losses"]], list(state["log"])
+        logger.info(f"web CLIP pretraining: resumed from {state_path} at step {start}/{s.steps}")
+
+    def checkpoint(done: int):
+        if on_save is not None:
+            was_training = model.training
+            entry = {"step": done, **on_save(done, model)}
+            model.train(was_training)
+            log.append(entry)
+        if state_path:
+            _save_state(state_path, s, model, opt, done, losses, log)
+
     t0 = time.perf_counter()
     fixed, tokens = None, None
     if _image_features_fixed(s):
@@ -149,7 +203,7 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
     t_data += time.perf_counter() - t0
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
-        for step in range(s.steps):
+        for step in range(start, s.steps if stop_at is None else min(s.steps, int(stop_at))):
             t0 = time.perf_counter()
             first = step * s.batch_size
             idx = [(first + k) % s.num_pairs for k in range(s.batch_size)] if s.num_pairs > 0 else \
@@ -157,7 +211,7 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
             if fixed is not None:
                 texts = tokens[idx]
             else:
-                pairs = [web_pair(s.seed, i, s.image_size, s.image_size) for i in idx]
+                pairs = [web_pair(s.seed, i, s.image_size, s.image_size, s.object_share) for i in idx]
                 images = normalise_images(model, np.stack([p["image"] for p in pairs]))
                 texts = tokenizer([p["caption"] for p in pairs])
             t1 = time.perf_counter()
@@ -183,6 +237,10 @@ def pretrain_web_clip(settings: WebPretrainSettings, progress: Optional[Callable
             t_step += time.perf_counter() - t1
             if progress is not None:
                 progress({"step": step, "loss": losses[-1], "lr": _lr_at(s, step)})
+            if save_every > 0 and (step + 1) % save_every == 0 and step + 1 < s.steps:
+                checkpoint(step + 1)
+    if stop_at is None and (not log or log[-1]["step"] != s.steps):
+        checkpoint(s.steps)
     model.eval()
     model.requires_grad_(False)
-    return model, losses, {"data_s": t_data, "train_s": t_step}
+    return model, losses, {"data_s": t_data, "train_s": t_step, "log": log}

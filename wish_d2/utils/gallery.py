@@ -171,10 +171,11 @@ class _ImageSink:
             if rel.startswith(os.pardir + os.sep) or rel == os.pardir or os.path.isabs(rel):
                 # outside the gallery folder: copy it in, so the folder is self-contained
                 rel = self._new_rel(stem, os.path.splitext(path)[1] or ".png")
-                shutil.copyfile(path, os.path.join(self.html_dir, rel))
+                with atomic_path(os.path.join(self.html_dir, rel)) as tmp:
+                    shutil.copyfile(path, tmp)
             return _url_path(rel)
         rel = self._new_rel(stem, ".png")
-        with open(os.path.join(self.html_dir, rel), "wb") as f:
+        with atomic_path(os.path.join(self.html_dir, rel)) as tmp, open(tmp, "wb") as f:
             f.write(image_to_png_bytes(image))
         return _url_path(rel)
 

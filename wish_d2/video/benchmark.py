@@ -104,10 +104,11 @@ def _cfg(config_file: str, out: str, size: BenchmarkSize, train_seed: int):
     from detectron2.config import get_cfg
 
     from .. import add_wish_config
+    from ..config_file import merge_config_file
 
     cfg = get_cfg()
     add_wish_config(cfg)
-    cfg.merge_from_file(config_file)
+    merge_config_file(cfg, config_file, "--config-file")
     cfg.merge_from_list([
         "DATASETS.TRAIN", "('wish_video_train',)", "DATASETS.VAL", "('wish_video_val',)", "DATASETS.TEST", "()",
         "MODEL.WISH.STAGE1.MAX_ITER", str(size.stage1_iters), "MODEL.WISH.STAGE2.MAX_ITER", str(size.stage2_iters),
@@ -228,10 +229,10 @@ def calibrate_temporal(val: Dict[str, List], truth: SplitTruth, theta: float, ru
 
 
 def _train(cfg, noise_s: float, folders: Dict[str, str], size: BenchmarkSize, out: str):
-    from detectron2.checkpoint import DetectionCheckpointer
     from detectron2.modeling import build_model
 
     from ..engine.pipeline import run_pipeline
+    from ..modeling.checkpointer import SafeDetectionCheckpointer
 
     register_video_split("wish_video_train", folders["train"], noise_s,
                          size.window_noise_s if size.window_noise_s > 0 else None)
@@ -241,7 +242,7 @@ def _train(cfg, noise_s: float, folders: Dict[str, str], size: BenchmarkSize, ou
     c.freeze()
     run_pipeline(c)
     model = build_model(c)
-    DetectionCheckpointer(model).load(os.path.join(out, "model_final.pth"))
+    SafeDetectionCheckpointer(model).load(os.path.join(out, "model_final.pth"))
     return model.eval()
 
 

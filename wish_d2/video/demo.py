@@ -6,6 +6,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from ..utils.atomic import write_json
 from .predictor import TemporalParams, VideoPredictor
 from .smoothing import NOTHING
 from .timeline import plot_hand_timeline
@@ -57,14 +58,34 @@ def temporal_predictor_for(predictor, params: TemporalParams = TemporalParams())
 
 def ground_truth_timeline(video_path: str) -> Optional[Dict[str, List[Optional[int]]]]:
     """``{"left": [...], "right": [...]}`` per frame of the video, from ``held_timeline.json`` beside it (keyed by
-    the video's file stem), or ``None``."""
+    the video's file stem), or ``None`` when there is no such file. A file that cannot be read, is not
+    ``{"videos": {stem: [{"left": id, "right": id}, ...]}}`` (ids: integers, strings or null) or has no entry for
+    this video raises ``ValueError`` naming it."""
     path = os.path.join(os.path.dirname(os.path.abspath(video_path)), "held_timeline.json")
     stem = os.path.splitext(os.path.basename(video_path))[0]
-    try:
-        with open(path) as f:
-            rows = json.load(f)["videos"][stem]
-    except (OSError, ValueError, KeyError, TypeError):
+    if not os.path.lexists(path):
         return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError, RecursionError) as e:
+        raise ValueError(f"{path}: not a readable JSON file ({e})") from None
+    videos = data.get("videos") if isinstance(data, dict) else None
+    if not isinstance(videos, dict):
+        raise ValueError(f"{path}: must be an object with a \"videos\" object {{video stem: [rows]}}")
+    if stem not in videos:
+        raise ValueError(f"{path}: has no entry for video {stem!r}")
+    rows = videos[stem]
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: videos[{stem!r}] must be a list of per-frame rows")
+    for k, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise ValueError(f"{path}: videos[{stem!r}][{k}] must be an object {{\"left\": id, \"right\": id}}")
+        for side in ("left", "right"):
+            v = r.get(side)
+            if not (v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))):
+                raise ValueError(f"{path}: videos[{stem!r}][{k}].{side} must be an id (integer or string) or null, "
+                                 f"got {v!r}")
     return {s: [r.get(s) for r in rows] for s in ("left", "right")}
 
 
@@ -89,6 +110,6 @@ def export_video_mp4(split_folder: str, video: str, out_dir: str) -> str:
             writer.write(cv2.imread(p))
     finally:
         writer.release()
-    with open(os.path.join(out_dir, "held_timeline.json"), "w") as f:
-        json.dump({"fps": fps, "videos": {video: held_timeline(split_folder)[video]}}, f)
+    write_json({"fps": fps, "videos": {video: held_timeline(split_folder)[video]}},
+               os.path.join(out_dir, "held_timeline.json"))
     return path

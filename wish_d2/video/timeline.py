@@ -6,6 +6,8 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..utils.atomic import atomic_path
+
 __all__ = ["plot_hand_timeline"]
 
 SIDES = ("left", "right")
@@ -55,6 +57,9 @@ def plot_hand_timeline(path: str, times: Sequence[float], predicted: Dict[str, L
     if title:
         axes[0].set_title(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+    try:
+        with atomic_path(path) as tmp:  # a full disk leaves no truncated PNG behind
+            fig.savefig(tmp, dpi=90, format="png")
+    finally:
+        plt.close(fig)
     return path

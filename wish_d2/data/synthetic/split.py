@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ...utils.atomic import write_json
+from ...utils.atomic import disk_full_names, write_json
 from ..common import dedup
 from ..narrations import epic_noun_to_phrase
 from ..proposals_io import write_proposals
@@ -152,8 +152,9 @@ def ensure_split(root: str, seed: int, split: str, num: int, image_size: Optiona
     tmp = os.path.join(parent, f".tmp-{os.path.basename(final)}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     t0 = time.time()
     try:
-        generate_split(tmp, seed, split, num, image_size, progress=progress, profile=profile)
-        write_json(params, os.path.join(tmp, ".done"))
+        with disk_full_names(final, outer=True):  # the split is built in tmp; the user knows it as final
+            generate_split(tmp, seed, split, num, image_size, progress=progress, profile=profile)
+            write_json(params, os.path.join(tmp, ".done"))
         for attempt in range(3):
             if is_complete(final, params):
                 break

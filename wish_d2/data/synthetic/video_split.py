@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ...utils.atomic import write_json
+from ...utils.atomic import disk_full_names, write_json
 from ..proposals_io import write_proposals
 from .formats import visor_entities, write_epic_csv, write_visor_json
 from .layout import SPLITS, timestamp
@@ -177,8 +177,9 @@ def ensure_video_split(root: str, seed: int, split: str, num_videos: int, params
     os.makedirs(parent, exist_ok=True)
     tmp = os.path.join(parent, f".tmp-{os.path.basename(final)}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
-        summary = generate_video_split(tmp, seed, split, num_videos, params, annotate_every)
-        write_json(marker, os.path.join(tmp, ".done"))
+        with disk_full_names(final, outer=True):  # the split is built in tmp; the user knows it as final
+            summary = generate_video_split(tmp, seed, split, num_videos, params, annotate_every)
+            write_json(marker, os.path.join(tmp, ".done"))
         if os.path.exists(final):
             shutil.rmtree(final, ignore_errors=True)
         os.rename(tmp, final)

@@ -31,6 +31,8 @@ CROP_KEEP = 0.6  # an object is named in a crop if this fraction of its visible 
 P_SYNONYM = 0.1  # web text also says "mug", "skillet"...
 MAX_NAMED = 3  # objects named per caption (the text tower reads 32 tokens)
 MIN_PIXELS = 12  # an object with fewer visible pixels (after cropping) is not named
+OBJECT_FILL = (0.2, 0.85)  # object close-ups: the object's longer side as a fraction of the crop side
+OBJECT_STREAM_TAG = 1  # extra key entry of the close-up stream, so pairs without close-ups keep their bytes
 
 _TEMPLATES = (
     "a photo of {objects} on a {counter} kitchen counter",
@@ -41,6 +43,8 @@ _TEMPLATES = (
 )
 _TEMPLATES_NO_HANDS = ("a photo of {objects} on a {counter} kitchen counter", "close-up of {objects}",
                        "{objects} on a {counter} worktop")
+_TEMPLATES_OBJECT = ("a photo of {objects}", "a close-up photo of {objects}", "{objects}", "a photo of {objects} in a "
+                     "kitchen", "close-up of {objects} on a {counter} counter", "a cropped photo of {objects}")
 _TEMPLATES_EMPTY = ("a {counter} kitchen counter", "{hands} over a {counter} counter")
 
 
@@ -81,10 +85,11 @@ def _join(items: List[str]) -> str:
 
 
 def caption_for(rng, image: np.ndarray, objects: List[Tuple[int, np.ndarray]], hands: List[str],
-                background: np.ndarray) -> str:
+                background: np.ndarray, subject: bool = False) -> str:
     """Alt-text for an RGB image: ``objects`` are (category, visible mask), ``hands`` the visible sides, ``background``
     the counter's pixels. Up to ``MAX_NAMED`` objects are named, picked in random order, each with its colour
-    and a size word when it is clearly small or large in the image."""
+    and a size word when it is clearly small or large in the image. ``subject``: the photo is a close-up of
+    ``objects[0]``, which is named first, with a close-up template, and never left out."""
     named = []
     for cat, m in objects:
         words = [colour_name(image[m].mean(0))]
@@ -95,9 +100,15 @@ def caption_for(rng, image: np.ndarray, objects: List[Tuple[int, np.ndarray]], h
             words.insert(0, "large")
         phrase = f"{' '.join(words)} {_noun(rng, cat)}"
         named.append(("an " if phrase[0] in "aeiou" else "a ") + phrase)
-    named = [named[k] for k in rng.permutation(len(named))]
+    order = rng.permutation(len(named))
+    if subject:
+        order = [0] + [k for k in order if k != 0]
+    named = [named[k] for k in order]
     named = list(dict.fromkeys(named))[:MAX_NAMED]  # no repeats; alt-text names a few things, not all
     counter = colour_name(image[background].mean(0)) if background.any() else "grey"
+    if subject and named:
+        t = _TEMPLATES_OBJECT[int(rng.integers(len(_TEMPLATES_OBJECT)))]
+        return t.format(objects=_join(named), counter=counter)
     hand_words = {0: "", 1: f"a {hands[0]} hand" if hands else "", 2: "two hands"}[len(hands)]
     if not named:
         templates = _TEMPLATES_EMPTY if hand_words else _TEMPLATES_EMPTY[:1]
@@ -107,15 +118,42 @@ def caption_for(rng, image: np.ndarray, objects: List[Tuple[int, np.ndarray]], h
     return t.format(objects=_join(named) if named else "", hands=hand_words, counter=counter)
 
 
-def web_pair(seed: int, index: int, height: int = 160, width: int = 160) -> Dict:
+def _object_close_up(rng, label: np.ndarray, ents: List[Dict]):
+    """``(crop box y0, x0, y1, x1, subject object)`` of a square close-up centred on a visible object drawn
+    uniformly (never by what a hand does), or ``None`` when no object is visible. The object fills
+    ``OBJECT_FILL`` of the crop side, so close-ups span the scales from a product photo to the full frame."""
+    H, W = label.shape
+    visible = [o for o in ents if (label == o["lab"]).sum() >= MIN_PIXELS]
+    if not visible:
+        return None
+    obj = visible[int(rng.integers(len(visible)))]
+    ys, xs = np.nonzero(label == obj["lab"])
+    extent = max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)
+    side = int(np.clip(round(extent / rng.uniform(*OBJECT_FILL)), 16, min(H, W)))
+    cy, cx = (ys.min() + ys.max() + 1) / 2.0, (xs.min() + xs.max() + 1) / 2.0
+    y0 = int(np.clip(round(cy - side / 2.0), 0, H - side))
+    x0 = int(np.clip(round(cx - side / 2.0), 0, W - side))
+    return y0, x0, y0 + side, x0 + side, obj
+
+
+def web_pair(seed: int, index: int, height: int = 160, width: int = 160, object_share: float = 0.0) -> Dict:
     """Web pair ``index``: ``{"image": uint8 RGB [H, W, 3], "caption": str, "id": str}``. Deterministic by
-    ``(seed, index)``; a crop is resized back to ``(height, width)``."""
+    ``(seed, index, object_share)``; a crop is resized back to ``(height, width)``. A share ``object_share`` of the
+    pairs are close-ups of one object (as product and recipe photos are), captioned with that object first; the
+    decision comes from a stream of its own, so ``object_share=0`` gives the same bytes as before it existed."""
     rng = np.random.default_rng([int(seed), WEB_SPLIT_CODE, int(index), WEB_STREAM_TAG])
     H, W = int(height), int(width)
     img, label, hands, ents = paint_scene(rng, H, W)
     img = np.ascontiguousarray(apply_lighting(img, rng)[..., ::-1])  # the painter works in BGR (cv2); CLIP sees RGB
     y0, x0, y1, x1 = 0, 0, H, W
-    if rng.random() < P_CROP:
+    close_up = None
+    if object_share > 0:
+        rng_obj = np.random.default_rng([int(seed), WEB_SPLIT_CODE, int(index), WEB_STREAM_TAG, OBJECT_STREAM_TAG])
+        if rng_obj.random() < object_share:
+            close_up = _object_close_up(rng_obj, label, ents)
+    if close_up is not None:
+        y0, x0, y1, x1, subject = close_up
+    elif rng.random() < P_CROP:
         side = rng.uniform(*CROP_SCALE)
         ch, cw = max(8, int(round(side * H))), max(8, int(round(side * W)))
         y0, x0 = int(rng.integers(0, H - ch + 1)), int(rng.integers(0, W - cw + 1))
@@ -126,15 +164,21 @@ def web_pair(seed: int, index: int, height: int = 160, width: int = 160) -> Dict
         full = int((label == obj["lab"]).sum())
         m = lab == obj["lab"]
         if full >= MIN_PIXELS and m.sum() >= max(MIN_PIXELS, CROP_KEEP * full):
-            objects.append((obj["cat"], m))
+            item = (obj["cat"], m)
+            if close_up is not None and obj is subject:
+                objects.insert(0, item)
+            else:
+                objects.append(item)
     sides = [s for s in ("left", "right") if s in hands and (lab == hands[s]["lab"]).sum() >= MIN_PIXELS]
-    caption = caption_for(rng, crop, objects, sides, lab == 0)
+    caption = caption_for(rng_obj if close_up is not None else rng, crop, objects, sides, lab == 0,
+                          subject=close_up is not None)
     if crop.shape[:2] != (H, W):
         crop = cv2.resize(crop, (W, H), interpolation=cv2.INTER_LINEAR)
     return {"image": np.ascontiguousarray(crop), "caption": caption, "id": f"{WEB_PARTICIPANT}_{int(index):07d}"}
 
 
-def web_pairs(seed: int, start: int, count: int, height: int = 160, width: int = 160) -> Iterator[Dict]:
+def web_pairs(seed: int, start: int, count: int, height: int = 160, width: int = 160,
+              object_share: float = 0.0) -> Iterator[Dict]:
     """Pairs ``start .. start + count - 1`` of the web split of ``seed``."""
     for i in range(int(start), int(start) + int(count)):
-        yield web_pair(seed, i, height, width)
+        yield web_pair(seed, i, height, width, object_share)

@@ -19,7 +19,7 @@ from torch import nn
 from detectron2.config import configurable
 
 from ...registry import SEGMENTER_REGISTRY
-from ..weights import resolve_weights_file
+from ..weights import UnreadableWeightsError, resolve_weights_file
 from .common import FrozenSegmenter, freeze, to_rgb_uint8
 
 logger = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def load_sam_checkpoint(model: nn.Module, checkpoint: str, sam_type: str = "") -
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle / zip / EOF errors of a truncated or foreign file
-        raise RuntimeError(
+        raise UnreadableWeightsError(
             f"Could not read SAM checkpoint {where} (corrupt, truncated, or not a torch state dict): "
             f"{type(e).__name__}: {e}"
         ) from e
@@ -99,11 +99,11 @@ def load_sam_checkpoint(model: nn.Module, checkpoint: str, sam_type: str = "") -
                 state = state[key]
                 break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise RuntimeError(f"SAM checkpoint {where} does not hold a state dict of tensors")
+        raise UnreadableWeightsError(f"SAM checkpoint {where} does not hold a state dict of tensors")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise RuntimeError(
+        raise UnreadableWeightsError(
             f"SAM checkpoint {where} does not match SAM_TYPE={sam_type!r} (wrong model size?): {e}"
         ) from e
     return model
