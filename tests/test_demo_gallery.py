@@ -337,7 +337,7 @@ def test_demo_image_outside_the_datasets_gets_hands_from_the_configured_detector
     (tmp_path / "det").mkdir()
     config_file, weights = _save_detector(tmp_path / "det", [10.0, -10.0, -10.0])
     base = ["--config-file", CONFIG, "--input", str(photo), "--proposals-file", str(props), "--opts",
-            *_opts(tiny_dataset["name"], tmp_path / "run")]
+            *_opts(tiny_dataset["name"], tmp_path / "run"), "MODEL.WISH.CLIP.PRETRAINED", ""]
     rc = demo.main(base[:6] + ["--output", str(tmp_path / "without")] + base[6:])
     captured = capsys.readouterr()
     assert rc == 0 and "no hands found" in captured.out and "DETECTOR_WEIGHTS" in captured.out
