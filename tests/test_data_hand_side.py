@@ -54,3 +54,33 @@ def test_apply_and_accuracy():
     assert acc["num_hands"] == 3 and math.isclose(acc["accuracy"], 2 / 3)
     assert acc["left_accuracy"] == 0.5 and acc["right_accuracy"] == 1.0
     assert math.isnan(hand_side_accuracy([])["accuracy"])
+
+
+def arm(x_bottom, x_top, w=20, h=10):
+    """A diagonal band from the bottom edge at ``x_bottom`` to the top rows at ``x_top`` (an arm and its palm)."""
+    m = np.zeros((h, w), bool)
+    for y in range(2, h):
+        x = round(x_top + (x_bottom - x_top) * (y - 2) / (h - 3))
+        m[y, max(0, x - 1):x + 2] = True
+    return m
+
+
+def test_entry_rule_reads_where_the_arm_enters():
+    from wish_d2.data.hand_side import mask_entry_x
+
+    crossing = arm(6, 16)  # enters bottom-left, the palm is right of the centre (a chest camera)
+    assert mask_centroid_x(crossing) > 10 and mask_entry_x(crossing) < 10
+    assert assign_sides([crossing]) == ["right"]  # the vertical split is fooled
+    assert assign_sides([crossing], rule="entry") == ["left"]
+    assert mask_entry_x(box(2, 6)) is None  # touches no edge: the entry rule falls back to the centroid
+    assert assign_sides([box(2, 6)], rule="entry") == ["left"]
+    left_edge = np.zeros((10, 20), bool)
+    left_edge[3:6, 0:15] = True  # enters from the left edge, reaches far right
+    assert assign_sides([left_edge], rule="entry") == ["left"]
+    assert assign_sides([crossing, arm(14, 4)], rule="entry") == ["left", "right"]  # crossed arms
+    try:
+        assign_sides([crossing], rule="centre")
+    except ValueError as e:
+        assert "entry" in str(e)
+    else:
+        raise AssertionError("an unknown rule must be refused")

@@ -323,3 +323,30 @@ def test_demo_video_tiny_model_precomputed_hands(tiny_dataset, tmp_path, capsys)
     assert (out / "clip_wish.mp4").is_file() and "no hands found" not in captured.out
     _check_gallery(out, 4)  # 3 frames + the video's timeline card (temporal inference, docs/VIDEO.md)
     assert (out / "timelines" / "clip_timeline.png").is_file()
+
+
+def test_demo_image_outside_the_datasets_gets_hands_from_the_configured_detector(tiny_dataset, tmp_path, capsys):
+    """HANDS.SOURCE dataset knows only the datasets' hands: a user's own photo takes them from the hand detector of
+    HANDS.DETECTOR_CONFIG / DETECTOR_WEIGHTS (here a tiny Mask R-CNN whose every detection is a left hand)."""
+    from test_model_hands import _save_detector
+
+    photo = tmp_path / "photos" / "outside.png"
+    photo.parent.mkdir()
+    assert cv2.imwrite(str(photo), _image(5)[:, :, ::-1])
+    props = tmp_path / "props.jsonl"
+    write_proposals([_proposal_record("outside")], str(props))
+    (tmp_path / "det").mkdir()
+    config_file, weights = _save_detector(tmp_path / "det", [10.0, -10.0, -10.0])
+    base = ["--config-file", CONFIG, "--input", str(photo), "--proposals-file", str(props), "--opts",
+            *_opts(tiny_dataset["name"], tmp_path / "run"), "MODEL.WISH.CLIP.PRETRAINED", ""]
+    rc = demo.main(base[:6] + ["--output", str(tmp_path / "without")] + base[6:])
+    captured = capsys.readouterr()
+    assert rc == 0 and "no hands found" in captured.out and "DETECTOR_WEIGHTS" in captured.out
+    rc = demo.main(base[:6] + ["--output", str(tmp_path / "with")] + base[6:] + [
+        "MODEL.WISH.HANDS.DETECTOR_CONFIG", config_file, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS", weights,
+        "MODEL.WISH.HANDS.DETECTOR_CLASSES", "['left hand', 'right hand']"])
+    captured = capsys.readouterr()
+    assert rc == 0, captured.err
+    assert "no hands found" not in captured.out and "from the hand detector" in captured.out
+    (rec,) = _read_json(tmp_path / "with" / "summary.json")["images"]
+    assert rec["dataset"] is None and rec["metrics"]["hands"] == "left"

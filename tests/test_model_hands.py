@@ -9,7 +9,7 @@ from detectron2.config import get_cfg
 from detectron2.modeling import build_model
 
 from wish_d2 import add_wish_config
-from wish_d2.modeling.hands import DetectorHands, build_hand_source
+from wish_d2.modeling.hands import DetectorHands, build_hand_source, hand_class, hands_to_tensors
 
 H, W = 48, 64
 
@@ -136,13 +136,13 @@ def test_detector_config_errors_name_the_key(tmp_path):
     config_file, weights = _save_detector(tmp_path, [10.0, -10.0, -10.0])
     with pytest.raises(ValueError, match="DETECTOR_CLASSES.*NUM_CLASSES=2"):
         DetectorHands(config_file, weights, class_names=["hand"])
-    with pytest.raises(ValueError, match="no 'left', 'right' or 'hand'"):
+    with pytest.raises(ValueError, match=f"hand detector {config_file}: none of its classes.*is a hand"):
         DetectorHands(config_file, weights, class_names=["object", "tool"])
     with pytest.raises(ValueError, match="DETECTOR_SCORE_THRESH"):
         DetectorHands(config_file, weights, class_names=["left", "right"], score_thresh=1.5)
     with pytest.raises(FileNotFoundError, match="DETECTOR_CONFIG"):
         DetectorHands(str(tmp_path / "nope.yaml"), weights)
-    with pytest.raises(FileNotFoundError, match="DETECTOR_WEIGHTS"):
+    with pytest.raises(FileNotFoundError, match="DETECTOR_WEIGHTS.*Train it with: python tools/train_hand_detector.py"):
         DetectorHands(config_file, str(tmp_path / "nope.pth"), class_names=["left", "right"])
 
 
@@ -161,3 +161,84 @@ def test_detector_weights_that_do_not_match_are_refused(tmp_path):
     with pytest.raises(ValueError, match="DETECTOR_WEIGHTS.*missing backbone"):
         DetectorHands(config_file, str(wish_like), class_names=["left", "right"])
 
+
+
+@pytest.mark.parametrize("name, meaning", [
+    ("left hand", "left"), ("Right Hand", "right"), ("left_hand", "left"), ("right", "right"), ("hand", "hand"),
+    ("object", None), ("left hand object", None), ("glove", None),
+])
+def test_hand_class_names(name, meaning):
+    assert hand_class(name) == meaning
+
+
+def _two_in_the_left_half():
+    a, b = torch.zeros(H, W, dtype=torch.bool), torch.zeros(H, W, dtype=torch.bool)
+    a[30:48, 0:10] = True  # centroid x 5
+    b[30:48, 14:24] = True  # centroid x 19; both left of W / 2 = 32
+    return a, b
+
+
+def test_side_less_hands_of_one_half_become_two_hands():
+    """assign_sides over the frame: two side-less hands in one half are a left and a right hand, not one merged."""
+    a, b = _two_in_the_left_half()
+    masks, present = hands_to_tensors([{"segmentation": a}, {"segmentation": b, "side": None}], H, W)
+    assert present.tolist() == [True, True]
+    assert torch.equal(masks[0], a) and torch.equal(masks[1], b)
+    # a hand with a side keeps it, whatever the side-less ones get
+    masks, present = hands_to_tensors([{"segmentation": b, "side": "left"}], H, W)
+    assert present.tolist() == [True, False] and torch.equal(masks[0], b)
+    # a lone side-less hand: the vertical split; with the heuristic off it is dropped
+    assert hands_to_tensors([{"segmentation": b}], H, W)[1].tolist() == [True, False]
+    assert hands_to_tensors([{"segmentation": b}], H, W, side_heuristic=False)[1].tolist() == [False, False]
+
+
+def test_shipped_detector_config_saved_and_loaded_through_the_hand_source(tmp_path):
+    """configs/hand_detector_visor.yaml shrunk, random weights saved by Detectron2's checkpointer, loaded back by the
+    ``detector`` hand source with the classes the real configs name: detections carry their class's side."""
+    import os
+
+    from wish_d2.engine.hand_detector import hand_detector_cfg
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    small = _tiny_mask_rcnn_cfg(2)
+    opts = []
+    for key in ("MODEL.RESNETS.STEM_OUT_CHANNELS", "MODEL.RESNETS.RES2_OUT_CHANNELS", "MODEL.RESNETS.WIDTH_PER_GROUP",
+                "MODEL.FPN.OUT_CHANNELS", "MODEL.ANCHOR_GENERATOR.SIZES", "MODEL.RPN.PRE_NMS_TOPK_TEST",
+                "MODEL.RPN.POST_NMS_TOPK_TEST", "MODEL.ROI_BOX_HEAD.NUM_FC", "MODEL.ROI_BOX_HEAD.FC_DIM",
+                "MODEL.ROI_MASK_HEAD.NUM_CONV", "MODEL.ROI_MASK_HEAD.CONV_DIM", "INPUT.MIN_SIZE_TEST",
+                "INPUT.MAX_SIZE_TEST", "TEST.DETECTIONS_PER_IMAGE"):
+        node = small
+        for part in key.split("."):
+            node = node[part]
+        opts += [key, str(node)]
+    cfg = hand_detector_cfg(os.path.join(repo, "configs", "hand_detector_visor.yaml"),
+                            opts + ["MODEL.WEIGHTS", "", "MODEL.DEVICE", "cpu"])
+    assert cfg.INPUT.RANDOM_FLIP == "none" and cfg.MODEL.ROI_HEADS.NUM_CLASSES == 2
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    with torch.no_grad():  # every proposal: class 0 (left hand), mask filling its box
+        p = model.roi_heads.box_predictor
+        p.cls_score.weight.zero_()
+        p.cls_score.bias.copy_(torch.tensor([10.0, -10.0, -10.0]))
+        model.roi_heads.mask_head.predictor.weight.zero_()
+        model.roi_heads.mask_head.predictor.bias.fill_(10.0)
+    config_file = tmp_path / "hand_detector.yaml"
+    config_file.write_text(cfg.dump())
+    DetectionCheckpointer(model, save_dir=str(tmp_path)).save("model_final")
+
+    wcfg = get_cfg()
+    add_wish_config(wcfg)
+    wcfg.MODEL.DEVICE = "cpu"
+    wcfg.MODEL.WISH.HANDS.SOURCE = "detector"
+    wcfg.MODEL.WISH.HANDS.DETECTOR_CONFIG = str(config_file)
+    wcfg.MODEL.WISH.HANDS.DETECTOR_WEIGHTS = str(tmp_path / "model_final.pth")
+    wcfg.MODEL.WISH.HANDS.DETECTOR_CLASSES = ["left hand", "right hand"]
+    hands = build_hand_source(wcfg)
+    detected = hands.detect(_frame()["image"].permute(1, 2, 0).numpy())
+    assert detected and {h["side"] for h in detected} == {"left"} and all(h["score"] > 0.9 for h in detected)
+    ((masks, present),) = hands([_frame()])
+    assert present.tolist() == [True, False]  # sides from the class, never from the heuristic
+    # the loaded weights are the saved ones, parameter for parameter
+    saved = torch.load(tmp_path / "model_final.pth", weights_only=True)["model"]
+    loaded = hands.predictor.model.state_dict()
+    assert all(torch.equal(loaded[k].cpu(), v) for k, v in saved.items())

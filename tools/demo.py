@@ -17,8 +17,9 @@ recognised too.
 **Hands and proposals.** An image whose absolute path is the ``file_name`` of a dict in a registered dataset
 (``DATASETS.TEST``, then ``VAL``, then ``TRAIN``; e.g. the synthetic benchmark) uses that dict's ``hands``, the
 dataset's precomputed proposals, and its ground truth (drawn, and scored per image with E-mIoU). Any other image gets
-hands from ``MODEL.WISH.HANDS.SOURCE`` and proposals from ``MODEL.PROPOSAL_GENERATOR`` (for
-``PrecomputedMaskProposals``, pass ``--proposals-file``). WISH predicts objects only for visible hands: a frame
+hands from ``MODEL.WISH.HANDS.SOURCE`` (for the ``dataset`` source, which knows only the datasets' hands: from the
+hand detector of ``MODEL.WISH.HANDS.DETECTOR_CONFIG`` / ``DETECTOR_WEIGHTS`` when configured) and proposals from
+``MODEL.PROPOSAL_GENERATOR`` (for ``PrecomputedMaskProposals``, pass ``--proposals-file``). WISH predicts objects only for visible hands: a frame
 without hands gets no prediction, and the demo says so.
 
 **Outputs in --output DIR.**

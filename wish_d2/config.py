@@ -64,12 +64,14 @@ def add_wish_config(cfg: CN) -> None:
     W.PROPOSALS.MAX_HAND_FRACTION = 0.5  # drop proposals whose area is more than this fraction hand
 
     W.HANDS = CN()
-    W.HANDS.SOURCE = "dataset"  # HAND_SOURCE_REGISTRY entry: dataset | precomputed | detector
+    # HAND_SOURCE_REGISTRY entry: "detector" is the paper's setting (the real-data configs); "dataset" reads the
+    # annotated hands, an oracle (upper bound) kept for the synthetic benchmark and ablations; "precomputed" a file
+    W.HANDS.SOURCE = "dataset"  # dataset (oracle) | precomputed | detector
     W.HANDS.SIDE_HEURISTIC = True  # side-less hands get a side from the vertical split (centroid x < W/2 = left)
     W.HANDS.PRECOMPUTED_FILE = ""  # json of hand masks for the "precomputed" source
     W.HANDS.DETECTOR_CONFIG = ""  # Detectron2 config of a hand detector for the "detector" source
     W.HANDS.DETECTOR_WEIGHTS = ""  # its weights: local path or http(s) URL (cached by Detectron2's PathManager)
-    W.HANDS.DETECTOR_CLASSES = ["hand"]  # detector classes by index: left/right keep their side, hand gets one, others ignored
+    W.HANDS.DETECTOR_CLASSES = ["hand"]  # classes by index: "left hand"/"right hand" keep a side, "hand" gets one
     W.HANDS.DETECTOR_SCORE_THRESH = 0.5  # detections below this score are not hands
     W.HANDS.DILATION = 0.04  # hand dilation for geometry features, as a fraction of the image diagonal
 

@@ -147,6 +147,8 @@ def register_all_real(root: Optional[str] = None) -> None:
     EPIC VISOR: ``epic_visor_train``, ``epic_visor_val`` and the participant-disjoint slices of the train split,
     ``epic_visor_train_core`` / ``epic_visor_train_heldout`` (:data:`EPIC_HELDOUT_PARTICIPANTS`). The taxonomy of
     an EPIC training split is ``EPIC_100_noun_classes.csv`` when it is there, else its narrations' nouns.
+
+    Every split also has ``<name>_hands`` of each (:mod:`.hand_datasets`): its frames with the hand masks only.
     """
     root = root or os.getenv("DETECTRON2_DATASETS", "datasets")
     for name, (split, csv, participant_filter) in _EPIC_VISOR.items():
@@ -163,6 +165,15 @@ def register_all_real(root: Optional[str] = None) -> None:
             name, os.path.join(base, split, "label"), os.path.join(base, split, "image"),
             os.path.join(root, "ego4d", "v1", "annotations", "narration.json"),
             metadata={"proposals_file": os.path.join(base, "proposals", f"{split}.jsonl")})
+    # hand-only views of the same splits, for the hand detector (configs/hand_detector_*.yaml)
+    from .hand_datasets import register_real_hands_only
+
+    visor = os.path.join(root, "epic_visor")
+    register_real_hands_only(
+        {n: (os.path.join(visor, "annotations", s), os.path.join(visor, "rgb_frames", s), participant_filter)
+         for n, (s, _, participant_filter) in _EPIC_VISOR.items()},
+        {n: (os.path.join(root, "egohos", s, "label"), os.path.join(root, "egohos", s, "image"))
+         for n, s in _EGO4D_EGOHOS.items()})
 
 
 if __name__.endswith(".builtin"):

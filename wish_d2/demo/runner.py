@@ -94,6 +94,8 @@ class DemoRunner:
         self._said = set()
         self.generator = cfg.MODEL.PROPOSAL_GENERATOR.NAME
         self.hand_source = cfg.MODEL.WISH.HANDS.SOURCE
+        #: the configured hand detector, built on the first frame outside the datasets (see _detected_hands)
+        self.detector = None
 
     def say_once(self, key: str, msg: str, err: bool = False) -> None:
         """Say ``msg`` the first time ``key`` comes up: one explanation per kind of problem, not one per frame."""
@@ -108,8 +110,30 @@ class DemoRunner:
         return base if self._names[base] == 1 else f"{base}_{self._names[base]}"
 
     # ---- one frame -------------------------------------------------------------------------------------------
-    def _frame_context(self, h: int, w: int, name: str, source: str, match: Optional[Tuple[Dict, str]]):
+    def _detected_hands(self, image: np.ndarray, source: str) -> Optional[List[Dict]]:
+        """Hands of a frame outside every registered dataset from the configured detector
+        (``MODEL.WISH.HANDS.DETECTOR_CONFIG`` / ``DETECTOR_WEIGHTS``), when the hand source is ``dataset`` (which knows
+        only the datasets' hands). The ``detector`` and ``precomputed`` sources find such hands themselves."""
+        h = self.cfg.MODEL.WISH.HANDS
+        if self.hand_source != "dataset" or not (h.DETECTOR_CONFIG and h.DETECTOR_WEIGHTS) or self.detector is False:
+            return None
+        if self.detector is None:
+            from ..modeling.hands import build_detector_hands
+
+            try:
+                self.detector = build_detector_hands(self.cfg)
+            except (OSError, ValueError, RuntimeError) as e:
+                self.detector = False
+                self.say_once("detector", f"error: the configured hand detector cannot be loaded ({e}); frames "
+                              "outside the registered datasets get no hands", err=True)
+                return None
+            self.say_once("detector", f"note: hands of images outside the registered datasets (e.g. {source}) come "
+                          f"from the hand detector {h.DETECTOR_CONFIG}")
+        return self.detector.detect(image)
+
+    def _frame_context(self, image: np.ndarray, name: str, source: str, match: Optional[Tuple[Dict, str]]):
         """-> (hands, extra predictor inputs, image id, metadata, match) or None when the frame cannot be run."""
+        h, w = image.shape[:2]
         hands, extra, image_id, metadata = None, {}, name, None
         if match is not None:
             d, dsname = match
@@ -128,6 +152,7 @@ class DemoRunner:
                 image_id = d["image_id"]
                 metadata = MetadataCatalog.get(dsname)
         if match is None:
+            hands = self._detected_hands(image, source)
             if self.options.proposals_file:
                 extra = {"proposals_file": os.path.abspath(self.options.proposals_file)}
             elif self.generator == "PrecomputedMaskProposals":
@@ -145,8 +170,9 @@ class DemoRunner:
         self.counts["no_hands"] += 1
         if self.hand_source == "dataset":
             hint = ("the 'dataset' hand source only knows the hands of images in the registered datasets "
-                    f"({', '.join(self.datasets.names) or 'none matched'}); for other images set "
-                    "MODEL.WISH.HANDS.SOURCE precomputed (with HANDS.PRECOMPUTED_FILE) or detector")
+                    f"({', '.join(self.datasets.names) or 'none matched'}); for other images configure a hand "
+                    "detector (MODEL.WISH.HANDS.DETECTOR_CONFIG and DETECTOR_WEIGHTS, from "
+                    "tools/train_hand_detector.py), or set MODEL.WISH.HANDS.SOURCE precomputed or detector")
         else:
             hint = f"hand source '{self.hand_source}' found none"
         self.say_once("nohands", f"note: no hands found for {source} ({hint}). WISH predicts objects only for "
@@ -157,7 +183,7 @@ class DemoRunner:
         """Run WISH on one RGB frame, write its overlay and panels, record metrics. Returns the frame drawn at
         native size when ``video_scale`` is given (for the annotated video)."""
         h, w = image.shape[:2]
-        context = self._frame_context(h, w, name, source, match)
+        context = self._frame_context(image, name, source, match)
         if context is None:
             return None
         hands, extra, image_id, metadata, match = context

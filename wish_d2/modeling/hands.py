@@ -7,13 +7,13 @@ Every source returns, per image, ``hand_masks`` (bool ``[2, H, W]``, order left,
 import json
 import logging
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..data.common import SIDES, DataFormatError
-from ..data.hand_side import side_from_mask
+from ..data.hand_side import assign_sides, side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import check_rle, decode_rle
 from .proposal_generators import image_hw, image_to_rgb_numpy
@@ -25,22 +25,29 @@ logger = logging.getLogger(__name__)
 
 def hands_to_tensors(hands: List[Dict], height: int, width: int, side_heuristic: bool = True
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A list of hand dicts (``side`` optional, ``segmentation`` RLE or bool mask) -> ([2,H,W], [2])."""
+    """A list of hand dicts (``side`` optional, ``segmentation`` RLE or bool mask) -> ([2,H,W], [2]).
+
+    Hands with a side keep it. The side-less hands of the frame get theirs together, from
+    :func:`~wish_d2.data.hand_side.assign_sides` (at most one per side: two side-less hands in one half become a
+    left and a right hand, not one merged hand); a third or later one joins the side its own centroid gives."""
     masks = torch.zeros((2, height, width), dtype=torch.bool)
     present = torch.zeros(2, dtype=torch.bool)
+    sided, sideless = [], []
     for hand in hands:
         seg = hand["segmentation"]
         mask = seg if isinstance(seg, torch.Tensor) else torch.from_numpy(decode_rle(seg))
         if tuple(mask.shape) != (height, width):
             raise ValueError(f"hand mask of shape {tuple(mask.shape)} for an image of {(height, width)}")
-        side = hand.get("side")
-        if side not in SIDES:
-            if not side_heuristic:
-                logger.warning("dropping a hand without a side (MODEL.WISH.HANDS.SIDE_HEURISTIC is off)")
-                continue
-            side = side_from_mask(mask.numpy(), width)
-            if side is None:  # empty mask
-                continue
+        (sided if hand.get("side") in SIDES else sideless).append((mask, hand.get("side")))
+    if sideless and not side_heuristic:
+        logger.warning(f"dropping {len(sideless)} hand(s) without a side (MODEL.WISH.HANDS.SIDE_HEURISTIC is off)")
+        sideless = []
+    if sideless:
+        sides = assign_sides([m.numpy() for m, _ in sideless], width)
+        sided += [(m, s if s is not None else side_from_mask(m.numpy(), width)) for (m, _), s in zip(sideless, sides)]
+    for mask, side in sided:
+        if side is None:  # empty mask
+            continue
         k = SIDES.index(side)
         masks[k] |= mask  # two detections of one side merge into one hand
         present[k] = present[k] | bool(mask.any())
@@ -149,13 +156,50 @@ def load_detector_weights(model, weights: str) -> None:
         )
 
 
+def hand_class(name: str) -> Optional[str]:
+    """What a detector class name means for WISH: ``"left"`` / ``"right"`` (``left``, ``left hand``,
+    ``left_hand``...), ``"hand"`` (a side-less hand), or ``None`` (not a hand, e.g. ``object``)."""
+    words = str(name).lower().replace("_", " ").replace("-", " ").split()
+    if words in (["left"], ["left", "hand"]):
+        return "left"
+    if words in (["right"], ["right", "hand"]):
+        return "right"
+    return "hand" if words in (["hand"], ["hands"]) else None
+
+
+def detector_train_hint(config_file: str, weights: str) -> str:
+    """The command that trains the detector of ``config_file`` into the folder where ``weights`` is expected."""
+    out = os.path.dirname(str(weights)) or "."
+    return (f"Train it with: python tools/train_hand_detector.py --config-file {config_file or 'CONFIG'} "
+            f"OUTPUT_DIR {out}")
+
+
+def check_hand_source(cfg) -> None:
+    """Fail before any dataset is read when the configured hand source cannot be built from its files: the
+    ``detector`` source's config and weights. Raises ``FileNotFoundError`` / ``WeightsUnavailableError`` with one
+    line that names the key and the command that trains the weights."""
+    h = cfg.MODEL.WISH.HANDS
+    if h.SOURCE != "detector":
+        return
+    if not h.DETECTOR_CONFIG or not os.path.isfile(h.DETECTOR_CONFIG):
+        raise FileNotFoundError(f"MODEL.WISH.HANDS.DETECTOR_CONFIG: hand detector config not found: "
+                                f"{h.DETECTOR_CONFIG!r} (HANDS.SOURCE is detector)")
+    if not h.DETECTOR_WEIGHTS:
+        raise FileNotFoundError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty (HANDS.SOURCE is detector). "
+                                + detector_train_hint(h.DETECTOR_CONFIG, "output/hand_detector/model_final.pth"))
+    resolve_weights_file(h.DETECTOR_WEIGHTS, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS",
+                         detector_train_hint(h.DETECTOR_CONFIG, h.DETECTOR_WEIGHTS))
+
+
 class DetectorHands(DatasetHands):
-    """Hands from a Detectron2 instance-segmentation model (config + weights), e.g. a Mask R-CNN trained on
-    EgoHOS hands, run through Detectron2's ``DefaultPredictor`` (its own resizing and ``INPUT.FORMAT``).
+    """Hands from a Detectron2 instance-segmentation model (config + weights), e.g. the Mask R-CNN of
+    ``tools/train_hand_detector.py``, run through Detectron2's ``DefaultPredictor`` (its own resizing and
+    ``INPUT.FORMAT``).
 
     ``class_names`` names the detector's classes by index (``MODEL.WISH.HANDS.DETECTOR_CLASSES``, as many as its
-    ``MODEL.ROI_HEADS.NUM_CLASSES``): a ``left`` or ``right`` class keeps its side, a ``hand`` class gets one from
-    the heuristic, any other class (e.g. the ``object`` class of a hand-object detector) is not a hand.
+    ``MODEL.ROI_HEADS.NUM_CLASSES``; see :func:`hand_class`): a ``left`` or ``right`` class keeps its side, a
+    ``hand`` class gets one from the heuristic, any other class (e.g. the ``object`` class of a hand-object
+    detector) is not a hand.
     """
 
     HAND = "hand"
@@ -172,39 +216,49 @@ class DetectorHands(DatasetHands):
             raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH={score_thresh} is not a score in [0, 1]")
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
-        weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS") if weights else ""
         if not weights:
-            raise WeightsError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights")
+            raise WeightsError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights. "
+                               + detector_train_hint(config_file, "output/hand_detector/model_final.pth"))
+        weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS",
+                                       detector_train_hint(config_file, weights))
         cfg = get_cfg()
         merge_config_file(cfg, config_file, "MODEL.WISH.HANDS.DETECTOR_CONFIG")
-        self.class_names = [str(c).lower() for c in class_names]
+        self.class_names = [hand_class(c) for c in class_names]
         num_classes = int(cfg.MODEL.ROI_HEADS.NUM_CLASSES)
         if len(self.class_names) != num_classes:
             raise ValueError(
                 f"MODEL.WISH.HANDS.DETECTOR_CLASSES={list(class_names)} names {len(self.class_names)} classes, but the "
                 f"detector {config_file} has MODEL.ROI_HEADS.NUM_CLASSES={num_classes}"
             )
-        if not any(c in SIDES or c == self.HAND for c in self.class_names):
-            raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_CLASSES={list(class_names)} has no 'left', 'right' or 'hand'")
+        if not any(self.class_names):
+            raise ValueError(f"hand detector {config_file}: none of its classes MODEL.WISH.HANDS.DETECTOR_CLASSES="
+                             f"{list(class_names)} is a hand (expected 'left hand', 'right hand' or 'hand')")
         cfg.MODEL.WEIGHTS = ""  # loaded below, where a partial match is an error rather than a log line
         cfg.MODEL.DEVICE = device
         cfg.MODEL.ROI_HEADS.SCORE_THRESH_TEST = score_thresh  # INPUT.FORMAT stays the detector's own
         self.predictor = DefaultPredictor(cfg)
         load_detector_weights(self.predictor.model, weights)
 
-    def detect(self, image_rgb: np.ndarray) -> List[Dict]:
-        """Hand dicts (``segmentation`` bool ``[H, W]``, ``side`` or None) of one RGB frame."""
+    def instances(self, image_rgb: np.ndarray):
+        """The detector's raw ``Instances`` (on the CPU) of one RGB frame."""
         # DefaultPredictor takes BGR and converts it to whatever the detector's INPUT.FORMAT says
         bgr = np.ascontiguousarray(image_rgb[:, :, ::-1])
-        inst = self.predictor(bgr)["instances"].to("cpu")
+        return self.predictor(bgr)["instances"].to("cpu")
+
+    def hands_from_instances(self, inst, min_score: float = 0.0) -> List[Dict]:
+        """Hand dicts (``segmentation`` bool ``[H, W]``, ``side`` or None, ``score``) of the detections of hand
+        classes scoring at least ``min_score``."""
         hands = []
-        for mask, cls in zip(inst.pred_masks, inst.pred_classes.tolist()):
+        for mask, cls, score in zip(inst.pred_masks, inst.pred_classes.tolist(), inst.scores.tolist()):
             name = self.class_names[cls]
-            if name in SIDES:
-                hands.append({"segmentation": mask.bool(), "side": name})
-            elif name == self.HAND:
-                hands.append({"segmentation": mask.bool(), "side": None})
+            if name is not None and score >= min_score:
+                hands.append({"segmentation": mask.bool(), "side": name if name in SIDES else None,
+                              "score": float(score)})
         return hands
+
+    def detect(self, image_rgb: np.ndarray) -> List[Dict]:
+        """Hand dicts (see :meth:`hands_from_instances`) of one RGB frame."""
+        return self.hands_from_instances(self.instances(image_rgb))
 
     def __call__(self, batched_inputs):
         out = []
@@ -225,11 +279,16 @@ def precomputed(cfg):
     return PrecomputedHands(cfg.MODEL.WISH.HANDS.PRECOMPUTED_FILE, cfg.MODEL.WISH.HANDS.SIDE_HEURISTIC)
 
 
-@HAND_SOURCE_REGISTRY.register()
-def detector(cfg):
+def build_detector_hands(cfg) -> DetectorHands:
+    """The hand detector that ``MODEL.WISH.HANDS.DETECTOR_*`` configure."""
     h = cfg.MODEL.WISH.HANDS
     return DetectorHands(h.DETECTOR_CONFIG, h.DETECTOR_WEIGHTS, h.DETECTOR_CLASSES, h.SIDE_HEURISTIC,
                          h.DETECTOR_SCORE_THRESH, cfg.MODEL.DEVICE)
+
+
+@HAND_SOURCE_REGISTRY.register()
+def detector(cfg):
+    return build_detector_hands(cfg)
 
 
 def build_hand_source(cfg):

@@ -8,13 +8,26 @@ import numpy as np
 
 from .drawing import SHIFT, capsule, ellipse, fill, rot, shade, to_cv
 
-__all__ = ["GRIP_REACH", "sample_hand_pose", "new_hand", "set_grip_fingers", "hand_geometry", "draw_hand_layer"]
+__all__ = ["CAMERAS", "GRIP_REACH", "sample_hand_pose", "new_hand", "set_grip_fingers", "hand_geometry", "draw_hand_layer"]
 
 GRIP_REACH = 0.45  # grip fingers cover this fraction of the held object's extent along the hand
 
 
-def sample_hand_pose(rng, side, H, W, S):
+#: Camera mounts: ``head`` (the benchmark; an arm enters from its own side or the bottom corner, the palm stays on
+#: that side) and ``chest`` (arms enter from the bottom edge near the middle and the palms often cross the midline,
+#: the case where the vertical split fails; docs/SYNTHETIC.md).
+CAMERAS = ("head", "chest")
+
+
+def sample_hand_pose(rng, side, H, W, S, camera="head"):
+    """Arm entry point ``E`` (outside the frame) and palm centre ``P`` of one hand."""
     u = rng.uniform
+    if camera == "chest":
+        E = np.array([u(0.22, 0.48) * W, H + 0.06 * S])
+        P = np.array([u(0.2, 0.85) * W, u(0.3, 0.7) * H])
+        if side == "right":
+            E[0], P[0] = W - E[0], W - P[0]
+        return E, P
     if rng.random() < 0.3:
         E = np.array([-0.06 * S, u(0.65, 1.0) * H])
     else:

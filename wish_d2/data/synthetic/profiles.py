@@ -11,7 +11,7 @@ from ...config import add_wish_config
 from .scene import FREE_COUNTS
 
 __all__ = ["SyntheticProfile", "benchmark_defaults", "benchmark_defaults_from_cfg", "DEFAULT_PROFILE",
-           "REALISTIC_PROFILE", "PROFILES", "get_profile"]
+           "REALISTIC_PROFILE", "CHEST_PROFILE", "PROFILES", "get_profile"]
 
 
 def benchmark_defaults_from_cfg(cfg) -> Dict:
@@ -41,12 +41,13 @@ class SyntheticProfile:
     free_counts: Tuple[float, ...] = FREE_COUNTS  # probabilities of 0, 1, 2... free-standing objects
     image_format: str = "png"  # png (lossless, the benchmark) or jpg (like EPIC-Kitchens frames)
     jpeg_quality: int = 90  # jpg only
+    camera: str = "head"  # benchmark renderer: where arms enter (synthetic.hands.CAMERAS); "chest" crosses the midline
 
     def marker(self) -> Dict:
         """What a completed split records about its profile (compared before reusing a folder)."""
         return {"name": self.name, "image_format": self.image_format, "work_scale": self.work_scale,
                 "num_proposals": list(self.num_proposals), "free_counts": list(self.free_counts),
-                "jpeg_quality": self.jpeg_quality}
+                "jpeg_quality": self.jpeg_quality, **({"camera": self.camera} if self.camera != "head" else {})}
 
 
 DEFAULT_PROFILE = SyntheticProfile(name="default", image_size=benchmark_defaults()["image_size"])
@@ -59,11 +60,13 @@ REALISTIC_PROFILE = SyntheticProfile(
     free_counts=(0.0, 0.0, 0.0, 0.1, 0.2, 0.2, 0.2, 0.15, 0.1, 0.05),  # 3-9 free objects: a busy counter
     image_format="jpg",
 )
-PROFILES = {p.name: p for p in (DEFAULT_PROFILE, REALISTIC_PROFILE)}
+#: The benchmark's frames seen from a chest-mounted camera (the hand-detector stress test, tools/hand_benchmark.py).
+CHEST_PROFILE = SyntheticProfile(name="chest", image_size=DEFAULT_PROFILE.image_size, camera="chest")
+PROFILES = {p.name: p for p in (DEFAULT_PROFILE, REALISTIC_PROFILE, CHEST_PROFILE)}
 
 
 def get_profile(profile: Union[str, SyntheticProfile, None]) -> SyntheticProfile:
-    """A profile by name (``default`` / ``realistic``), or the given one."""
+    """A profile by name (``default`` / ``realistic`` / ``chest``), or the given one."""
     if profile is None:
         return DEFAULT_PROFILE
     if isinstance(profile, SyntheticProfile):

@@ -34,13 +34,13 @@ def draw_object(img, label, obj):
             cv2.ellipse(img, ((float(ctr[0]), float(ctr[1])), (2 * r, 2 * r), 0.0), part[3], -1, cv2.LINE_AA)
 
 
-def paint_scene(rng, H: int, W: int, free_counts: Sequence[float] = FREE_COUNTS):
+def paint_scene(rng, H: int, W: int, free_counts: Sequence[float] = FREE_COUNTS, camera: str = "head"):
     """Background, then the painter's order: resting objects, arms and palms, held objects, fingers and thumbs.
     Returns ``(image, label map, hands, objects)``; object ``k`` of the list has label ``k + 1``, hands 1000/1001."""
     S = float(min(H, W))
     img = np.clip(counter_background(rng, H, W) + 0.5, 0, 255).astype(np.uint8)
     label = np.zeros((H, W), np.int32)
-    hands, held, resting = sample_scene(rng, H, W, S, free_counts)
+    hands, held, resting = sample_scene(rng, H, W, S, free_counts, camera)
 
     ents: List[Dict] = []  # objects in drawing order; label id = position + 1
     for obj in resting + held:
@@ -115,15 +115,16 @@ def touching(masks: List[np.ndarray]) -> List[List[int]]:
     return [[j for j in range(len(masks)) if j != i and (dil[i] & masks[j]).any()] for i in range(len(masks))]
 
 
-def render_frame(seed: int, split: str, index: int, height: int, width: int) -> Dict:
+def render_frame(seed: int, split: str, index: int, height: int, width: int, camera: str = "head") -> Dict:
     """Render one benchmark frame. Returns ``{"image": PNG bytes, "image_ext": ".png", "objects": [...],
     "hands": {side: hand}, "all_hands": {side: hand}, "proposals": [RLE], "scores": [...], "label_shape": (H, W),
     "area_scale": 1}``: visible
     objects and hands carry ``mask`` and ``polys`` (objects also ``cat`` and ``eid``); ``all_hands`` includes
-    hands that ended up invisible, with ``held`` the object they hold or ``None``."""
+    hands that ended up invisible, with ``held`` the object they hold or ``None``. ``camera``: see
+    :data:`~.hands.CAMERAS` (``head`` is the benchmark)."""
     rng = np.random.default_rng([seed, SPLITS[split], index])
     H, W = int(height), int(width)
-    img, label, hands, ents = paint_scene(rng, H, W)
+    img, label, hands, ents = paint_scene(rng, H, W, camera=camera)
     img = apply_lighting(img, rng)
     ok, png = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:

@@ -62,9 +62,10 @@ def inside_frame(c, H, W, margin):
     return margin * W <= c[0] <= (1 - margin) * W and margin * H <= c[1] <= (1 - margin) * H
 
 
-def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS):
+def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS, camera="head"):
     """Hands, held objects and resting objects (painter's order) of one frame; the rules are in docs/SYNTHETIC.md.
-    ``free_counts``: probabilities of 0, 1, 2... free-standing objects."""
+    ``free_counts``: probabilities of 0, 1, 2... free-standing objects; ``camera``: where arms enter
+    (:data:`~.hands.CAMERAS`)."""
     skin = hsv(rng.uniform(0.03, 0.08), rng.uniform(0.25, 0.6), rng.uniform(0.45, 0.95))
     present = {s: rng.random() < P_HAND for s in ("left", "right")}
     hands: Dict[str, Dict] = {}
@@ -82,7 +83,7 @@ def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS):
             g0 = both_obj["R"] @ np.array(both_obj["grips_both"][0]) + c
             g1 = both_obj["R"] @ np.array(both_obj["grips_both"][1]) + c
             for side, G in (("left", g0), ("right", g1)):
-                E, _ = sample_hand_pose(rng, side, H, W, S)
+                E, _ = sample_hand_pose(rng, side, H, W, S, camera)
                 hand = new_hand(rng, side, E, G, S, skin, "grip")
                 hand["u"] = (G - E) / (np.linalg.norm(G - E) + 1e-6)  # aim exactly at the grip point
                 hand["P"] = G - hand["u"] * hand["pl"] * 0.45
@@ -102,7 +103,7 @@ def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS):
                     continue
                 holds = rng.random() < P_HOLD
                 posture = "grip" if holds else ("flat" if rng.random() < P_FLAT_WHEN_FREE else "fist")
-                E, P = sample_hand_pose(rng, side, H, W, S)
+                E, P = sample_hand_pose(rng, side, H, W, S, camera)
                 hands[side] = new_hand(rng, side, E, P, S, skin, posture)
             if len(hands) < 2 or np.linalg.norm(hands["left"]["P"] - hands["right"]["P"]) > 0.3 * S:
                 break

@@ -34,7 +34,7 @@ ProfileArg = Union[str, SyntheticProfile, None]
 def _render(profile: SyntheticProfile, seed: int, split: str, index: int, H: int, W: int) -> Dict:
     if profile.realistic:
         return render_realistic_frame(seed, split, index, H, W, profile)
-    return render_frame(seed, split, index, H, W)
+    return render_frame(seed, split, index, H, W, camera=profile.camera)
 
 
 def _frame_size(profile: SyntheticProfile, image_size: Optional[Sequence[int]]) -> Tuple[int, int]:

@@ -1,0 +1,71 @@
+"""The hand-detector stress test's pieces: one pass of a detector over a split gives the hands file, mask AP and side
+accuracy; the tool refuses bad sizes. (The whole run trains two detectors and two WISH pipelines: minutes, not a
+unit test; its figures are in docs/RESULTS.md.)"""
+import importlib.util
+import json
+import os
+
+import cv2
+import numpy as np
+import pytest
+from detectron2.data import DatasetCatalog, MetadataCatalog
+
+from wish_d2.data.common import make_hand
+from wish_d2.data.hand_datasets import HAND_CLASSES
+from wish_d2.engine.hand_benchmark import detect_hands
+from wish_d2.modeling.hands import DetectorHands
+from wish_d2.utils.masks import encode_rle
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+H, W = 48, 64
+
+
+@pytest.fixture
+def hands_split(tmp_path):
+    dicts = []
+    for i in range(2):
+        path = str(tmp_path / f"f{i}.png")
+        img = np.random.default_rng(i).integers(0, 255, (H, W, 3), dtype=np.uint8)
+        assert cv2.imwrite(path, img)
+        left = np.zeros((H, W), bool)
+        left[20:48, 0:30] = True
+        dicts.append({"file_name": path, "image_id": f"hb_{i}", "height": H, "width": W,
+                      "hands": [make_hand(encode_rle(left), "left")], "annotations": []})
+    name = "test_hand_benchmark_split"
+    DatasetCatalog.register(name, lambda: [dict(d) for d in dicts])
+    yield name
+    for n in (name, name + "_hands"):
+        if n in DatasetCatalog.list():
+            DatasetCatalog.remove(n)
+        if n in MetadataCatalog.list():
+            MetadataCatalog.remove(n)
+
+
+def test_detect_hands_writes_the_hands_file_and_scores_the_split(hands_split, tmp_path):
+    from test_model_hands import _save_detector
+
+    config_file, weights = _save_detector(tmp_path, [10.0, -10.0, -10.0])  # every detection: a left hand
+    det = DetectorHands(config_file, weights, class_names=HAND_CLASSES, score_thresh=0.05)
+    res = detect_hands(det, [hands_split], evaluate=hands_split, eval_dir=str(tmp_path / "eval"))
+    assert sorted(res["hands"]) == ["hb_0", "hb_1"]
+    assert all(h["side"] == "left" and h["score"] >= 0.5 and set(h["segmentation"]) == {"size", "counts"}
+               for hs in res["hands"].values() for h in hs)
+    assert 0.0 <= res["hand_mask_ap"] <= 100.0 and res["num_gt_hands"] == 2
+    assert res["side_accuracy"] == 1.0 or res["num_matched"] == 0  # whatever matched, matched as a left hand
+    json.dumps(res)  # the hands file and the report are plain json
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("hand_benchmark_tool", os.path.join(REPO, "tools",
+                                                                                      "hand_benchmark.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("flag", ["--detector-iters", "--chest-test", "--num-train"])
+def test_tool_refuses_empty_sizes(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        _tool().main(["--output-dir", str(tmp_path), flag, "0"])
+    assert e.value.code == 2 and flag in capsys.readouterr().err
+    assert not os.listdir(tmp_path)

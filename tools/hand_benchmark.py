@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""The hand-detector stress test on the embedded benchmark: what WISH loses when its hands come from a detector.
+
+    python tools/hand_benchmark.py --output-dir output/hands
+    python tools/hand_benchmark.py --output-dir /tmp/h --num-train 50 --num-val 30 --num-test 30 \
+        --detector-iters 20 --chest-train 30 --chest-test 20          # a quick smoke run
+
+Trains the hand detector of ``configs/hand_detector_visor.yaml`` with a small backbone (ResNet-18, from scratch) on
+the synthetic train split's hand masks, runs it over every split, and trains and tests WISH (the ``wish`` row of
+``tools/reproduce_table.py``) once with the dataset's hands and once with the detected hands. A chest-camera world
+(hands enter from below and cross the midline) measures the vertical split's side accuracy against the detector's.
+Writes ``DIR/hand_results.json``: ``hand_mask_ap``, ``side_accuracy``, ``hand_recall``, ``wish_dataset_hands``,
+``wish_detected_hands``, ``detected_vs_dataset``, ``vertical_split_side_accuracy`` and ``chest_camera``
+{``vertical_split_side_accuracy``, ``entry_rule_side_accuracy``, ``side_accuracy``, ``hand_mask_ap``, ...}.
+The runs, detections and predictions stay under DIR (``wish_d2.engine.hand_benchmark``).
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+
+import wish_d2  # noqa: F401  registers WISH and the datasets
+from detectron2.utils.logger import setup_logger
+
+from wish_d2.config_validation import ConfigError
+from wish_d2.engine.hand_benchmark import run_hand_benchmark
+from wish_d2.engine.setup import setup_cfg
+
+CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "wish_synthetic.yaml")
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output-dir", required=True)
+    p.add_argument("--config-file", default=CONFIG, help="the WISH config of both WISH runs (default: the benchmark's)")
+    p.add_argument("--seed", type=int, default=None, help="data and training seed (default: the config's)")
+    for split in ("train", "val", "test"):
+        p.add_argument(f"--num-{split}", type=int, default=None,
+                       help=f"frames of the {split} split (default: the config's DATASETS.SYNTHETIC)")
+    p.add_argument("--detector-iters", type=int, default=300, help="training iterations of each hand detector")
+    p.add_argument("--chest-train", type=int, default=600, help="frames the chest-camera detector trains on")
+    p.add_argument("--chest-test", type=int, default=400, help="chest-camera frames the side rules are scored on")
+    p.add_argument("--jobs", type=int, default=2, help="2: the two independent halves in two processes; 1: in turn")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="WISH config overrides KEY VALUE ...")
+    return p
+
+
+def main(argv=None):
+    args = argument_parser().parse_args(argv)
+    for k in ("seed", "num_train", "num_val", "num_test", "detector_iters", "chest_train", "chest_test"):
+        v = getattr(args, k)
+        if v is not None and v < (1 if k in ("detector_iters", "chest_train", "chest_test", "num_train",
+                                             "num_test") else 0):
+            print(f"error: --{k.replace('_', '-')} {v}: must be a positive number", file=sys.stderr)
+            sys.exit(2)
+    setup_logger(name="wish_d2")
+    setup_logger(name="detectron2", abbrev_name="d2")
+    logging.getLogger("fvcore").setLevel(logging.WARNING)
+    opts = list(args.opts or [])
+    for key, v in (("DATASETS.SYNTHETIC.SEED", args.seed), ("DATASETS.SYNTHETIC.NUM_TRAIN", args.num_train),
+                   ("DATASETS.SYNTHETIC.NUM_VAL", args.num_val), ("DATASETS.SYNTHETIC.NUM_TEST", args.num_test)):
+        if v is not None:
+            opts += [key, str(v)]
+    try:
+        cfg = setup_cfg(argparse.Namespace(config_file=args.config_file, opts=opts), freeze=False)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    results = run_hand_benchmark(cfg, args.output_dir, iters=args.detector_iters, chest_train=args.chest_train,
+                                 chest_test=args.chest_test, jobs=args.jobs)
+    print(json.dumps(results, indent=2))
+    print(f"results: {os.path.join(args.output_dir, 'hand_results.json')}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,238 @@
+"""The hand-detector stress test on the embedded benchmark (``tools/hand_benchmark.py``).
+
+1. Train the project's hand detector (``configs/hand_detector_visor.yaml``, the same Mask R-CNN with a small backbone
+   trained from scratch: :data:`SMALL_BACKBONE`) on the synthetic train split's hand masks, with Detectron2's
+   ``DefaultTrainer``; load it back through the ``detector`` hand source's own loader.
+2. Run it once over train, val and test: hand mask AP (Detectron2's ``COCOEvaluator``, pycocotools' reference
+   implementation) and side accuracy on test, and a hands file for ``MODEL.WISH.HANDS.SOURCE precomputed``.
+3. WISH, trained and tested the same way (the ``wish`` row of ``tools/reproduce_table.py``, :func:`run_table`), once
+   with the dataset's hands and once with the detected hands, in training and at test.
+4. A chest-camera world (``synthetic`` profile ``chest``): the side accuracy of the vertical split, of the entry rule
+   (``wish_d2.data.hand_side``) and of a detector trained on that world's train split.
+
+The two independent halves (1-3 with detected hands; WISH with dataset hands, then 4) run in two worker processes.
+"""
+import logging
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Dict, List, Sequence
+
+import torch
+from detectron2.data import DatasetCatalog
+
+from ..data.hand_datasets import HAND_CLASSES, register_hands_only
+from ..data.hand_side import hand_side_accuracy
+from ..data.image_io import read_image_rgb
+from ..evaluation.hand_sides import SideAccuracy
+from ..utils.atomic import write_json
+from ..utils.masks import encode_rle
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SMALL_BACKBONE", "run_hand_benchmark", "train_hand_detector", "detect_hands"]
+
+DETECTOR_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "hand_detector_visor.yaml")
+
+#: The detector of configs/hand_detector_visor.yaml shrunk for 160x160 frames and 2 CPU cores: a ResNet-18 trunk
+#: with batch norm trained from scratch (no ImageNet weights: nothing is downloaded), a 64-channel FPN, anchors
+#: scaled to the small hands, lighter heads.
+SMALL_BACKBONE = (
+    "MODEL.WEIGHTS", "",
+    "MODEL.DEVICE", "cpu",
+    "MODEL.RESNETS.DEPTH", "18",
+    "MODEL.RESNETS.RES2_OUT_CHANNELS", "64",
+    "MODEL.RESNETS.STEM_OUT_CHANNELS", "32",
+    "MODEL.RESNETS.NORM", "BN",
+    "MODEL.BACKBONE.FREEZE_AT", "0",
+    "MODEL.FPN.OUT_CHANNELS", "64",
+    "MODEL.ANCHOR_GENERATOR.SIZES", "[[8], [16], [32], [64], [128]]",
+    "MODEL.RPN.BATCH_SIZE_PER_IMAGE", "64",
+    "MODEL.RPN.PRE_NMS_TOPK_TRAIN", "500",
+    "MODEL.RPN.POST_NMS_TOPK_TRAIN", "100",
+    "MODEL.RPN.PRE_NMS_TOPK_TEST", "300",
+    "MODEL.RPN.POST_NMS_TOPK_TEST", "50",
+    "MODEL.ROI_HEADS.BATCH_SIZE_PER_IMAGE", "64",
+    "MODEL.ROI_BOX_HEAD.FC_DIM", "256",
+    "MODEL.ROI_MASK_HEAD.CONV_DIM", "64",
+    "MODEL.ROI_MASK_HEAD.NUM_CONV", "2",
+    "INPUT.MIN_SIZE_TRAIN", "(160,)",
+    "INPUT.MAX_SIZE_TRAIN", "320",
+    "INPUT.MIN_SIZE_TEST", "160",
+    "INPUT.MAX_SIZE_TEST", "320",
+    "TEST.DETECTIONS_PER_IMAGE", "10",
+    "DATALOADER.NUM_WORKERS", "0",
+    "SOLVER.IMS_PER_BATCH", "8",
+    "SOLVER.BASE_LR", "0.02",
+)
+#: Detections below this score are not hands (MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH's default); AP uses them all.
+HAND_SCORE = 0.5
+#: Score floor of the detections that mask AP ranks (Detectron2's default ROI_HEADS.SCORE_THRESH_TEST).
+AP_SCORE = 0.05
+
+
+def train_hand_detector(train_dataset: str, out: str, iters: int, seed: int) -> Dict[str, str]:
+    """Train the small detector on ``train_dataset`` (a hand-only split) into ``out``; returns its ``config`` file
+    (the trained model's config, as the ``detector`` hand source reads it) and ``weights``."""
+    from .hand_detector import HandDetectorTrainer, hand_detector_cfg
+
+    cfg = hand_detector_cfg(DETECTOR_CONFIG, list(SMALL_BACKBONE) + [
+        "DATASETS.TRAIN", f"('{train_dataset}',)", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", str(iters),
+        "SOLVER.STEPS", f"({int(iters * 0.8)},)", "SOLVER.WARMUP_ITERS", str(min(100, iters // 5)),
+        "SOLVER.CHECKPOINT_PERIOD", str(10 * iters + 1), "SEED", str(seed), "OUTPUT_DIR", out])
+    os.makedirs(out, exist_ok=True)
+    config_file = os.path.join(out, "hand_detector.yaml")
+    with open(config_file, "w") as f:
+        f.write(cfg.dump())
+    trainer = HandDetectorTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    t0 = time.perf_counter()
+    trainer.train()
+    logger.info(f"hand detector: {iters} iterations on {train_dataset} in {time.perf_counter() - t0:.0f} s")
+    return {"config": config_file, "weights": os.path.join(out, "model_final.pth")}
+
+
+def _gt_hands(d: Dict):
+    hands = [h for h in d.get("hands", []) if h.get("side") in ("left", "right")]
+    return [h["segmentation"] for h in hands], [h["side"] for h in hands]
+
+
+def detect_hands(detector, dataset_names: Sequence[str], evaluate: str = "", eval_dir: str = "") -> Dict:
+    """Run ``detector`` (a :class:`~wish_d2.modeling.hands.DetectorHands`) once over ``dataset_names``.
+
+    Returns ``{"hands": {image_id: [{"segmentation": RLE, "side", "score"}]}}`` (detections scoring at least
+    :data:`HAND_SCORE`) and, for the split ``evaluate``, its ``hand_mask_ap`` (COCO segm AP of the two hand
+    classes), ``side_accuracy`` and ``hand_recall``."""
+    from detectron2.evaluation import COCOEvaluator
+
+    table, report = {}, {}
+    for name in dataset_names:
+        evaluator = sides = None
+        if name == evaluate:
+            hname = register_hands_only(name, lambda n=name: DatasetCatalog.get(n))
+            evaluator = COCOEvaluator(hname, output_dir=eval_dir, use_fast_impl=False)
+            evaluator.reset()
+            sides = SideAccuracy()
+        t0 = time.perf_counter()
+        dicts = DatasetCatalog.get(name)
+        for d in dicts:
+            with torch.no_grad():
+                inst = detector.instances(read_image_rgb(d["file_name"]))
+            hands = detector.hands_from_instances(inst, HAND_SCORE)
+            table[str(d["image_id"])] = [{"segmentation": encode_rle(h["segmentation"]), "side": h["side"],
+                                          "score": round(h["score"], 4)} for h in hands]
+            if evaluator is not None:
+                evaluator.process([{"image_id": d["image_id"], "height": d["height"], "width": d["width"]}],
+                                  [{"instances": inst}])
+                sides.add(*_gt_hands(d), [h["segmentation"] for h in table[str(d["image_id"])]],
+                          [h["side"] for h in hands])
+        logger.info(f"hand detector over {name}: {len(dicts)} frames in {time.perf_counter() - t0:.0f} s")
+        if evaluator is not None:
+            res = evaluator.evaluate()
+            report.update(hand_mask_ap=float(res["segm"]["AP"]), hand_box_ap=float(res["bbox"]["AP"]),
+                          **sides.summary())
+    return {"hands": table, **report}
+
+
+def _load_detector(files: Dict[str, str]):
+    """The trained detector, loaded the way ``MODEL.WISH.HANDS.SOURCE detector`` loads it."""
+    from ..modeling.hands import DetectorHands
+
+    return DetectorHands(files["config"], files["weights"], class_names=HAND_CLASSES, score_thresh=AP_SCORE)
+
+
+def _wish(cfg, out: str, seed: int, *opts) -> float:
+    """The ``wish`` row of the table (same engine as tools/reproduce_table.py): its test E-mIoU."""
+    from ..data.builtin import register_synthetic_from_cfg
+    from .table import run_table
+
+    c = cfg.clone()
+    c.defrost()
+    c.merge_from_list(["MODEL.WISH.CLIP.PROBE_FRAMES", "0", *opts])
+    res = run_table(c, out, [seed], ["wish"], register=register_synthetic_from_cfg, jobs=1)
+    return float(res["wish"]["E-mIoU"])
+
+
+def _detected_half(cfg, out: str, seed: int, iters: int) -> Dict:
+    """Train the detector, detect every split, and WISH with the detected hands."""
+    from ..data.builtin import register_synthetic_from_cfg
+
+    names = register_synthetic_from_cfg(cfg)
+    train_hands = register_hands_only(names["train"], lambda: DatasetCatalog.get(names["train"]))
+    files = train_hand_detector(train_hands, os.path.join(out, "detector"), iters, seed)
+    det = detect_hands(_load_detector(files), [names["train"], names["val"], names["test"]], evaluate=names["test"],
+                       eval_dir=os.path.join(out, "detector", "inference"))
+    hands_file = os.path.join(out, "detected_hands.json")
+    write_json(det.pop("hands"), hands_file)
+    det["wish_detected_hands"] = _wish(cfg, os.path.join(out, "wish_detected_hands"), seed,
+                                       "MODEL.WISH.HANDS.SOURCE", "precomputed",
+                                       "MODEL.WISH.HANDS.PRECOMPUTED_FILE", hands_file)
+    return det
+
+
+def _chest(cfg, out: str, seed: int, iters: int, num_train: int, num_test: int) -> Dict:
+    """The chest-camera world: side accuracy of the vertical split, the entry rule, and a detector trained there."""
+    from ..data.builtin import register_synthetic
+
+    s = cfg.DATASETS.SYNTHETIC
+    names = register_synthetic(seed, num_train, 0, num_test, tuple(s.IMAGE_SIZE), prefix="hand_chest",
+                               profile="chest")
+    test = DatasetCatalog.get(names["test"])
+    report = {"vertical_split_side_accuracy": hand_side_accuracy(test)["accuracy"],
+              "entry_rule_side_accuracy": hand_side_accuracy(test, rule="entry")["accuracy"]}
+    train_hands = register_hands_only(names["train"], lambda: DatasetCatalog.get(names["train"]))
+    files = train_hand_detector(train_hands, os.path.join(out, "chest_detector"), iters, seed)
+    det = detect_hands(_load_detector(files), [names["test"]], evaluate=names["test"],
+                       eval_dir=os.path.join(out, "chest_detector", "inference"))
+    det.pop("hands")
+    report.update(det)
+    report.update(num_train=num_train, num_test=num_test)
+    return report
+
+
+def _dataset_half(cfg, out: str, seed: int, iters: int, chest_train: int, chest_test: int) -> Dict:
+    """WISH with the dataset's hands, then the chest-camera world."""
+    return {"wish_dataset_hands": _wish(cfg, os.path.join(out, "wish_dataset_hands"), seed,
+                                        "MODEL.WISH.HANDS.SOURCE", "dataset"),
+            "chest_camera": _chest(cfg, out, seed, iters, chest_train, chest_test)}
+
+
+def _init_worker(threads: int) -> None:
+    from detectron2.utils.logger import setup_logger
+
+    setup_logger(name="wish_d2")
+    setup_logger(name="detectron2", abbrev_name="d2")
+    logging.getLogger("fvcore").setLevel(logging.WARNING)
+    torch.set_num_threads(threads)
+
+
+def run_hand_benchmark(cfg, out: str, iters: int = 300, chest_train: int = 600, chest_test: int = 400,
+                       jobs: int = 2) -> Dict:
+    """The whole stress test (module docstring) into ``out``; writes and returns ``out/hand_results.json``."""
+    seed = int(cfg.DATASETS.SYNTHETIC.SEED)
+    os.makedirs(out, exist_ok=True)
+    t0 = time.perf_counter()
+    from ..data.builtin import register_synthetic_from_cfg
+
+    names = register_synthetic_from_cfg(cfg)
+    for name in names.values():  # generated here, once, before two processes would both try
+        DatasetCatalog.get(name)
+    halves = [(_detected_half, (cfg, out, seed, iters)),
+              (_dataset_half, (cfg, out, seed, iters, chest_train, chest_test))]
+    if jobs <= 1:
+        done: List[Dict] = [fn(*a) for fn, a in halves]
+    else:
+        threads = max(1, torch.get_num_threads() // 2)
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker, initargs=(threads,)) as pool:
+            done = [f.result() for f in [pool.submit(fn, *a) for fn, a in halves]]
+    results = {**done[0], **done[1]}
+    ds, dt = results["wish_dataset_hands"], results["wish_detected_hands"]
+    results["detected_vs_dataset"] = dt / ds if ds else float("nan")
+    results["vertical_split_side_accuracy"] = hand_side_accuracy(DatasetCatalog.get(names["test"]))["accuracy"]
+    results.update(seed=seed, detector_iters=iters, num_train=int(cfg.DATASETS.SYNTHETIC.NUM_TRAIN),
+                   num_val=int(cfg.DATASETS.SYNTHETIC.NUM_VAL), num_test=int(cfg.DATASETS.SYNTHETIC.NUM_TEST),
+                   wall_s=round(time.perf_counter() - t0, 1))
+    write_json(results, os.path.join(out, "hand_results.json"))
+    return results
