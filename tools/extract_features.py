@@ -22,10 +22,12 @@ from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
 from wish_d2.config_validation import ConfigError
+from wish_d2.data.common import DataFormatError
 from wish_d2.engine.arg_types import check_launch_args
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.data import ensure_feature_cache, feature_cache_for
 from wish_d2.engine.setup import setup_cfg as validated_cfg
+from wish_d2.modeling.weights import WeightsError
 from wish_d2.utils.atomic import exit_on_disk_full
 
 
@@ -97,9 +99,13 @@ def main(args):
 if __name__ == "__main__":
     args = parse_args()
     setup_logger(name="wish_d2")
-    with exit_on_disk_full():
-        cfg = setup_cfg(args)  # checked before any process starts (may build the web-pretrained CLIP)
-        if args.verify:
-            sys.exit(verify(cfg, dataset_names(cfg, args)))
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+    try:
+        with exit_on_disk_full():
+            cfg = setup_cfg(args)  # checked before any process starts (may build the web-pretrained CLIP)
+            if args.verify:
+                sys.exit(verify(cfg, dataset_names(cfg, args)))
+            launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                   dist_url=args.dist_url, args=(args,))
+    except (WeightsError, DataFormatError) as e:  # a weights or input file, named in the message
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

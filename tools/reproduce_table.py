@@ -20,10 +20,12 @@ from detectron2.utils.logger import setup_logger
 
 from wish_d2.config_validation import ConfigError
 from wish_d2.data.builtin import register_synthetic_from_cfg
+from wish_d2.data.common import DataFormatError
 from wish_d2.engine.arg_types import int_in, output_dir, seed_int
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.setup import setup_cfg
 from wish_d2.engine.table import METHODS, format_table, run_table
+from wish_d2.modeling.weights import WeightsError
 from wish_d2.utils.atomic import exit_on_disk_full
 
 
@@ -70,5 +72,9 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    with exit_on_disk_full():
-        main()
+    try:
+        with exit_on_disk_full():
+            main()
+    except (WeightsError, DataFormatError) as e:  # a weights or input file, named in the message
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
