@@ -34,7 +34,7 @@ def test_shipped_file_matches_its_manifest_and_the_release_config():
 
 
 def test_shipped_encoder_loads_through_the_config_key_and_knows_nouns():
-    cfg = build_cfg(os.path.join(ROOT, "configs", "wish_synthetic.yaml"), freeze=False)
+    cfg = build_cfg(os.path.join(ROOT, "configs", "wish_synthetic_pretrained.yaml"), freeze=False)
     assert cfg.MODEL.WISH.CLIP.PRETRAINED == "wish_d2://WISH-Tiny-ViT-web.pt"
     c = cfg.MODEL.WISH.CLIP
     enc = build_mask_pooled_clip(c.MODEL_NAME, c.PRETRAINED, c.INIT_SEED)
