@@ -113,6 +113,7 @@ def validate_wish_config(cfg) -> None:
     c.choice(p + "METHOD", METHODS)
     for k in ("USE_VISUAL", "USE_GEOMETRY", "USE_CONTACT_REGION"):
         c.boolean(p + k)
+    c.positive_int(p + "MAX_OBJECTS_PER_HAND")
 
     c.choice(p + "CLIP.ENCODER", sorted(k for k, _ in CLIP_ENCODER_REGISTRY))
     c.nonneg_int(p + "CLIP.INIT_SEED")
@@ -163,8 +164,11 @@ def validate_wish_config(cfg) -> None:
     # the pseudo-label threshold is a score in cos/tau units (any finite value); < 0 asks for calibration
     c.check(p + "PSEUDO.THRESHOLD", _finite, "a finite number (< 0 = calibrate on DATASETS.VAL)")
     c.boolean(p + "PSEUDO.BOTH_RULE")
+    c.check(p + "PSEUDO.EXTRA_THRESHOLD", _finite, "a finite number (< 0 = calibrate)")
     c.check(p + "INFERENCE.CONTACT_THRESHOLD", lambda v: _finite(v) and v <= 1,
             "a probability in [0, 1], or < 0 to calibrate on DATASETS.VAL")
+    c.check(p + "INFERENCE.EXTRA_CONTACT_THRESHOLD", lambda v: _finite(v) and v <= 1,
+            "a probability in [0, 1], or < 0 to calibrate")
     c.choice(p + "INFERENCE.FUSION", FUSIONS)
     for k in ("ALIGN", "CONTACT", "MATCH"):
         c.nonneg(p + "LOSS_WEIGHTS." + k)
@@ -177,6 +181,7 @@ def validate_wish_config(cfg) -> None:
     c.choice("INPUT.DATASET_MAPPER_NAME", DATASET_MAPPERS)
     for k in ("NUM_TRAIN", "NUM_VAL", "NUM_TEST"):
         c.nonneg_int("DATASETS.SYNTHETIC." + k)
+    c.fraction("DATASETS.SYNTHETIC.MULTI_GRIP")
     c.check("DATASETS.SYNTHETIC.IMAGE_SIZE",
             lambda v: len(v) == 2 and all(isinstance(x, int) and x > 0 for x in v), "two integers (H, W) > 0")
     if c.errors:
