@@ -122,4 +122,6 @@ def load_pseudo_labels(path: str) -> Dict[str, List[int]]:
         raise FileNotFoundError(f"Pseudo-label file not found: {path} (MODEL.WISH.PSEUDO.FILE); run Stage 1 first")
     with open(path) as f:
         data = json.load(f)
-    return {k: v["objects"] for k, v in data["labels"].items()}
+    # with several objects per hand: rows [first objects, then each hand's k-th further object] -> targets [K, 2]
+    return {k: [v["objects"], *map(list, zip(*v["extra"]))] if v.get("extra") else v["objects"]
+            for k, v in data["labels"].items()}
