@@ -1,4 +1,4 @@
-"""Calibration of the two further-object thresholds (``MODEL.WISH.MAX_OBJECTS_PER_HAND > 1``, docs/METHOD.md §13).
+"""Calibration of the two further-object thresholds (``MODEL.WISH.MAX_OBJECTS_PER_HAND > 1``, docs/METHOD.md §14).
 
 Each is calibrated after its stage's first threshold, which stays as it is, and the same way: ``val_labels`` grid-
 searches validation E-mIoU, ``label_free`` takes Otsu's valley of the further candidates' scores (a hand's best
