@@ -66,3 +66,25 @@ def test_second_object_is_a_small_item_of_another_category(multi_split):
             assert len(set(nouns)) == len(nouns)
             small = {k.name for k in CATEGORIES if k.length[1] <= 0.3}
             assert any(n in small for n in nouns)
+
+
+def test_a_listed_object_that_is_not_in_the_frame_drops_the_frame(multi_split, tmp_path):
+    import json
+    import shutil
+
+    out, records = multi_split
+    bad = str(tmp_path / "bad")
+    shutil.copytree(out, bad)
+    path = os.path.join(bad, "annotations", os.listdir(os.path.join(bad, "annotations"))[0])
+    with open(path) as f:
+        data = json.load(f)
+    frame = next(fr for fr in data["video_annotations"]
+                 if any(isinstance(e.get("in_contact_object"), list) for e in fr["annotations"]))
+    hand = next(e for e in frame["annotations"] if isinstance(e.get("in_contact_object"), list))
+    hand["in_contact_object"].append(999)
+    with open(path, "w") as f:
+        json.dump(data, f)
+    loaded = load_epic_visor(os.path.join(bad, "annotations"), os.path.join(bad, "images"),
+                             os.path.join(bad, "narrations.csv"), frame_margin=0)
+    name = os.path.splitext(frame["image"]["name"])[0]
+    assert len(loaded) == len(records) - 1 and all(d["image_id"] != name for d in loaded)
