@@ -39,3 +39,16 @@ def test_real_data_configs_follow_the_paper_and_use_no_pixel_labels():
         cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "configs", name))
         assert cfg.MODEL.WISH.STAGE1.PAIR_VISUAL == "all", name
         assert cfg.MODEL.WISH.CALIBRATION == "label_free", name
+
+
+def test_epic_calibrates_on_train_participants_stage2_never_trains_on():
+    from wish_d2.data.builtin import _EPIC_VISOR, EPIC_HELDOUT_PARTICIPANTS
+
+    cfg = get_cfg()
+    add_wish_config(cfg)
+    cfg.merge_from_file(os.path.join(os.path.dirname(__file__), "..", "configs", "wish_epic.yaml"))
+    (train,), (val,), (test,) = cfg.DATASETS.TRAIN, cfg.DATASETS.VAL, cfg.DATASETS.TEST
+    assert (train, val, test) == ("epic_visor_train_core", "epic_visor_train_heldout", "epic_visor_val")
+    assert _EPIC_VISOR[train] == ("train", "EPIC_100_train.csv", {"exclude_participants": EPIC_HELDOUT_PARTICIPANTS})
+    assert _EPIC_VISOR[val] == ("train", "EPIC_100_train.csv", {"participants": EPIC_HELDOUT_PARTICIPANTS})
+    assert cfg.MODEL.WISH.TAXONOMY.FILE == ""  # the EPIC noun classes file, else the core's narrations

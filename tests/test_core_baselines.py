@@ -8,7 +8,7 @@ from wish_d2.engine.data import dataset_dicts
 from wish_d2.modeling.baselines import open_vocab_scores
 from wish_d2.modeling.inference import select_in_hand
 
-from wish_fixtures import register_tiny_dataset, tiny_cfg
+from wish_fixtures import NOUNS, register_tiny_dataset, tiny_cfg
 
 
 def _vocab():
@@ -54,9 +54,7 @@ def test_open_vocab_runs_through_the_model_with_the_dataset_taxonomy(tiny):
     with torch.no_grad():
         outs = model(xs)
     emb, n = model.vocabulary_embeddings()
-    from detectron2.data import MetadataCatalog
-
-    assert n == len(MetadataCatalog.get("wish_ov").nouns) and emb.shape[0] == n + 2
+    assert n == len(NOUNS) and emb.shape[0] == n + 2  # the training dataset's registered taxonomy
     for x, out in zip(xs, outs):  # every present hand gets an object (the rule always keeps one)
         assert len(out["instances"]) >= 1 and torch.isfinite(out["instances"].scores).all()
 
@@ -64,6 +62,6 @@ def test_open_vocab_runs_through_the_model_with_the_dataset_taxonomy(tiny):
 def test_open_vocab_without_a_taxonomy_says_how_to_give_one(tiny):
     cfg = tiny_cfg(tiny / "out2", train="wish_ov")
     model = build_model(cfg).eval()
-    model.open_vocab_dataset = ""
-    with pytest.raises(ValueError, match="MODEL.WISH.OPEN_VOCAB.NOUNS"):
+    model.taxonomy_datasets = ()
+    with pytest.raises(ValueError, match="MODEL.WISH.TAXONOMY.FILE"):
         model.vocabulary_embeddings()

@@ -9,6 +9,7 @@ from detectron2.structures import BoxMode
 
 from wish_d2.data.coco_narrations import category_role, load_coco_narrations, register_coco_narrations
 from wish_d2.data.common import DataFormatError
+from wish_d2.data.taxonomy import dataset_taxonomy
 from wish_d2.utils.masks import decode_rle, encode_rle
 
 H, W = 20, 30
@@ -52,8 +53,9 @@ def coco():
 def files(tmp_path):
     cj, nj = tmp_path / "coco.json", tmp_path / "narr.json"
     cj.write_text(json.dumps(coco()))
-    nj.write_text(json.dumps({"a/f1.jpg": ["take knife"], "8": {"narrations": ["lift tray"],
-                                                                "noun_phrases": ["Tray"]}, "zzz.jpg": ["x"]}))
+    nj.write_text(json.dumps({"a/f1.jpg": ["take knife"],
+                              "8": {"narrations": ["lift tray"], "noun_phrases": ["Tray", "left hand"]},
+                              "zzz.jpg": ["x"]}))
     return str(cj), str(tmp_path), str(nj)
 
 
@@ -77,7 +79,7 @@ def test_load(files, caplog):
     assert d1["annotations"] == [{"category_id": 0, "segmentation": encode_rle(mask(5, 10, 10, 15)),
                                   "bbox": [5.0, 10.0, 5.0, 5.0], "bbox_mode": BoxMode.XYWH_ABS, "iscrowd": 0,
                                   "noun": "knife"}]
-    assert d2["noun_phrases"] == ["tray"] and d2["narrations"] == ["lift tray"]
+    assert d2["noun_phrases"] == ["tray"] and d2["narrations"] == ["lift tray"]  # given "left hand" dropped
     assert [(h["side"], h["side_source"]) for h in d2["hands"]] == [("right", "gt")]
     assert [a["category_id"] for a in d2["annotations"]] == [2]
     msg = [r.getMessage() for r in caplog.records if r.name == "wish_d2.data.coco_narrations"]
@@ -90,7 +92,8 @@ def test_register(files):
     try:
         assert len(DatasetCatalog.get("test_coco_narr")) == 2
         meta = MetadataCatalog.get("test_coco_narr")
-        assert meta.thing_classes == ["left", "right", "both"] and meta.nouns == ["knife", "tray"]
+        assert meta.thing_classes == ["left", "right", "both"] and not hasattr(meta, "nouns")
+        assert dataset_taxonomy("test_coco_narr") == ["knife", "tray"]  # its narrations' nouns
         assert not hasattr(meta, "json_file")
     finally:
         DatasetCatalog.remove("test_coco_narr")

@@ -9,9 +9,11 @@ from wish_d2.data.narrations import (
     available_noun_phrase_extractors,
     clean_ego4d_narration,
     epic_noun_to_phrase,
+    is_body_part,
     extract_noun_phrases,
     get_noun_phrase_extractor,
     load_synonyms,
+    normalise_noun_phrases,
     parse_epic_all_nouns,
     register_noun_phrase_extractor,
     rule_based_noun_phrases,
@@ -125,3 +127,43 @@ def test_bad_synonym_file_names_it(tmp_path, content, match):
 def test_bad_all_nouns_cell_raises_data_format_error(cell):
     with pytest.raises(DataFormatError, match="row 3"):
         parse_epic_all_nouns(cell, "row 3")
+
+
+@pytest.mark.parametrize("phrase, body_part", [
+    ("hand", True), ("left hand", True), ("fingers", True), ("index finger", True), ("Arm", True),
+    ("handle", False), ("hand towel", False), ("palm oil", False), ("armchair", False), ("", False),
+])
+def test_body_parts_are_phrases_ending_in_a_body_part_word(phrase, body_part):
+    assert is_body_part(phrase) is body_part
+
+
+def _epic_csv(path, all_nouns):
+    import csv
+
+    from wish_d2.data.epic_narrations import EPIC_CSV_COLUMNS
+
+    row = {c: "" for c in EPIC_CSV_COLUMNS}
+    row.update(video_id="P01_01", start_frame="1", stop_frame="9", narration="x", all_nouns=all_nouns)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, EPIC_CSV_COLUMNS)
+        w.writeheader()
+        w.writerow(row)
+    return str(path)
+
+
+def _custom_extractor(text):
+    return ["hand", "Knife", "the left hand"]
+
+
+@pytest.mark.parametrize("path", ["epic all_nouns", "free text, a user's extractor", "given phrases + synonyms"])
+def test_body_parts_are_dropped_on_every_noun_path(tmp_path, path):
+    if path == "epic all_nouns":  # ['hand'] must not become the phrase "hand"
+        from wish_d2.data.epic_narrations import load_epic_narrations
+
+        table = load_epic_narrations(_epic_csv(tmp_path / "n.csv", "['hand', 'knife', 'finger:index']"))
+        phrases = table["P01_01"].at(5, 0)[0].nouns
+    elif path == "free text, a user's extractor":
+        phrases = extract_noun_phrases(["anything"], extractor=_custom_extractor)
+    else:  # a synonym that names a body part is dropped too
+        phrases = normalise_noun_phrases(["Knife", "mitt", " palm "], {"mitt": "hand"})
+    assert phrases == ["knife"]

@@ -11,6 +11,7 @@ from detectron2.structures import BoxMode
 from PIL import Image
 
 from wish_d2.data.common import DataFormatError
+from wish_d2.data.taxonomy import dataset_taxonomy
 from wish_d2.data.visor import EPIC_CSV_COLUMNS, load_epic_visor, parse_frame_name, register_epic_visor
 from wish_d2.utils.masks import decode_rle, encode_rle
 
@@ -222,7 +223,9 @@ def test_register_and_metadata(sample):
         assert not hasattr(meta, "nouns")
         dicts = DatasetCatalog.get(name)
         assert len(dicts) == 2 and calls == [1]
-        assert meta.nouns == ["frying pan", "hob", "knife"]  # derived on first load
+        assert not hasattr(meta, "nouns")  # loading a split never fills a taxonomy in
+        assert meta.noun_classes_file == os.path.join(os.path.dirname(csv_path), "EPIC_100_noun_classes.csv")
+        assert dataset_taxonomy(name) == ["frying pan", "hob", "knife"]  # its narrations' nouns (no such file)
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
@@ -330,3 +333,39 @@ def test_bad_frames_are_counted_skips(tmp_path, caplog):
     dicts = load_epic_visor(str(tmp_path / "ann"), img_root, csv_path, check_images=False)
     missing = [d for d in dicts if d["image_id"] == "P01_01_frame_0000000002"][0]
     assert (missing["height"], missing["width"]) == (1080, 1920)
+
+
+def test_participant_slices_are_disjoint_and_cover_the_split(sample, tmp_path, caplog):
+    ann, img_root, csv_path = sample
+    other = frame_a()
+    other["image"] = {"name": "P02_01_frame_0000000075.jpg", "image_path": "P02_01/P02_01_frame_0000000075.jpg",
+                      "video": "P02_01"}
+    write_visor(os.path.join(ann, "P02_01.json"), [other])
+    write_image(img_root, "P02_01/P02_01_frame_0000000075.jpg")
+    ids = lambda dicts: sorted(d["image_id"] for d in dicts)  # noqa: E731
+    every = ids(load_epic_visor(ann, img_root, csv_path))
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        held = ids(load_epic_visor(ann, img_root, csv_path, participants=["P02"], dataset_name="held"))
+    core = ids(load_epic_visor(ann, img_root, csv_path, exclude_participants=["P02"]))
+    assert held == ["P02_01_frame_0000000075"] and not set(held) & set(core) and sorted(held + core) == every
+    assert any("[held] participant filter: 2 frames of other participants left out" in r.getMessage()
+               for r in caplog.records)
+    caplog.clear()  # a contact correction of a frame outside the slice is not "unused": it is elsewhere
+    fixes = {"P02_01_frame_0000000075": {"left": None}, "P01_01_frame_0000000999": {"left": None}}
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        load_epic_visor(ann, img_root, csv_path, exclude_participants=["P02"], contact_corrections=fixes)
+    assert "not loaded (unused)=1 (e.g. P01_01_frame_0000000999)" in caplog.text
+    cached = tmp_path / "cache"  # the filter is part of the dict cache's key
+    assert ids(load_epic_visor(ann, img_root, csv_path, participants=["P02"], cache_dir=str(cached))) == held
+    assert ids(load_epic_visor(ann, img_root, csv_path, exclude_participants=["P02"], cache_dir=str(cached))) == core
+
+
+@pytest.mark.parametrize("opts, match", [
+    ({"participants": ["P99"]}, r"no frame of the participants \['P99'\]"),
+    ({"participants": "P01"}, "participants must be a list of participant ids"),
+    ({"exclude_participants": [""]}, "exclude_participants must be a list of participant ids"),
+])
+def test_a_bad_participant_filter_is_an_error(sample, opts, match):
+    ann, img_root, csv_path = sample
+    with pytest.raises(DataFormatError, match=match):
+        load_epic_visor(ann, img_root, csv_path, **opts)

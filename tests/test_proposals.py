@@ -215,3 +215,16 @@ def test_extract_proposals(tiny_dataset, tmp_path, monkeypatch):
     store = ProposalStore(out)
     assert store.get("img0")["masks"] == [] and len(store.get("img1")["masks"]) >= 1
     assert not os.path.exists(part)
+
+
+def test_extract_proposals_with_a_bad_taxonomy_file_exits_2_naming_it(tiny_dataset, tmp_path, capsys):
+    tool = _load_tool()
+    name, _ = tiny_dataset
+    bad = tmp_path / "nouns.txt"
+    bad.write_text("# nothing but a comment\n")
+    with pytest.raises(SystemExit) as e:
+        tool.invoke(["--dataset", name, "--output", str(tmp_path / "p.jsonl"), "MODEL.WISH.TAXONOMY.FILE", str(bad)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert f"MODEL.WISH.TAXONOMY.FILE='{bad}'" in err and "holds no noun" in err and "Traceback" not in err
+    assert not os.path.exists(tmp_path / "p.jsonl")

@@ -200,13 +200,16 @@ def test_gsam_proposals_from_cfg(tiny_gdino_dir):
     cfg.MODEL.WISH.PROPOSALS.MIN_AREA = 0
     cfg.MODEL.WISH.PROPOSALS.MAX_PER_IMAGE = 3
     MetadataCatalog.get("_test_gsam_nouns").set(nouns=NOUNS)
+    cfg.DATASETS.TRAIN = ("_test_gsam_nouns",)
     gen = GSAMProposals(cfg)
     img = torch.from_numpy(_image()).permute(2, 0, 1).contiguous()
     (inst,) = gen([{"image": img, "image_id": "x", "height": 64, "width": 80, "dataset_name": "_test_gsam_nouns"}])
+    assert gen.nouns == ["cup", "knife", "frying pan", "bowl", "jug", "spoon"]  # the training taxonomy
     assert isinstance(inst, Instances) and inst.image_size == (64, 80)
     n = len(inst)
     assert 0 <= n <= 3
     assert inst.proposal_masks.shape == (n, 64, 80) and inst.proposal_boxes.tensor.shape == (n, 4)
     assert inst.objectness_logits.shape == (n,) and torch.isfinite(inst.objectness_logits).all()
+    cfg.DATASETS.TRAIN = ("_test_no_nouns",)
     with pytest.raises(ValueError, match="taxonomy"):
-        gen([{"image": img, "image_id": "x", "height": 64, "width": 80, "dataset_name": "_test_no_nouns"}])
+        GSAMProposals(cfg)([{"image": img, "image_id": "x", "height": 64, "width": 80}])

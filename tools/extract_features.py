@@ -2,8 +2,9 @@
 """Fill the feature cache of one or more registered datasets ahead of training (frozen proposals, hands,
 mask-pooled CLIP embeddings, geometry and noun-phrase text), sharded across GPUs and machines:
 
-    python tools/extract_features.py --config-file configs/wish_epic.yaml --datasets epic_visor_train epic_visor_val
-    python tools/extract_features.py --config-file configs/wish_epic.yaml --num-gpus 8 --datasets epic_visor_train
+    python tools/extract_features.py --config-file configs/wish_epic.yaml \
+        --datasets epic_visor_train_core epic_visor_train_heldout epic_visor_val
+    python tools/extract_features.py --config-file configs/wish_epic.yaml --num-gpus 8 --datasets epic_visor_train_core
     python tools/extract_features.py --config-file configs/wish_epic.yaml --verify
 
 Interrupted runs resume: finished shards are kept. Every existing file is read and checked against the checksums

@@ -36,6 +36,8 @@ from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
 from wish_d2 import add_wish_config
+from wish_d2.config_validation import ConfigError, validate_wish_config
+from wish_d2.data.taxonomy import TaxonomyError
 from wish_d2.data.proposals_io import write_proposals
 from wish_d2.modeling.proposal_generators import build_online_proposal_generator
 from wish_d2.utils.masks import encode_rle
@@ -143,6 +145,7 @@ def merge_parts(dicts: List[Dict], parts: List[str], output: str) -> int:
 
 def main(args) -> Optional[int]:
     cfg = setup(args)
+    validate_wish_config(cfg)  # a bad value or taxonomy file fails before any image is read
     rank, world = comm.get_rank(), comm.get_world_size()
     dicts = DatasetCatalog.get(args.dataset)
     if args.limit > 0:
@@ -163,8 +166,12 @@ def main(args) -> Optional[int]:
 def invoke(argv=None):
     args = get_parser().parse_args(argv)
     print("Command Line Args:", args)
-    launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-           dist_url=args.dist_url, args=(args,))
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except (ConfigError, TaxonomyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -38,8 +38,11 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP.WEB_PRETRAIN.NUM_PAIRS = 1000  # size of the web split, cycled over; 0 = every step draws new pairs
     W.CLIP.WEB_PRETRAIN.OBJECT_SHARE = 0.0  # share of web pairs that are close-ups of one object (product photos)
 
+    W.TAXONOMY = CN()  # the noun list of every inference input (GSAM prompt, open_vocab); wish_d2/data/taxonomy.py
+    W.TAXONOMY.FILE = ""  # one noun per line, or EPIC_100_noun_classes.csv; "" = the taxonomy of DATASETS.TRAIN
+
     W.OPEN_VOCAB = CN()  # the narration-free open_vocab baseline (docs/METHOD.md section 12)
-    W.OPEN_VOCAB.NOUNS = []  # its noun taxonomy; [] = metadata "nouns" of DATASETS.TRAIN[0]
+    W.OPEN_VOCAB.NOUNS = []  # its own noun list; [] = the config's taxonomy (MODEL.WISH.TAXONOMY)
     W.OPEN_VOCAB.PROMPT = "a {noun}"  # noun template (the encoder probe's prompt)
     W.OPEN_VOCAB.BACKGROUND = ["a hand", "a kitchen counter"]  # prompts of what is not an object (kitchen data)
 

@@ -99,6 +99,23 @@ class _Checker:
             self.errors.append(f"{key}={self.get(key)!r}: {problem}")
 
 
+def _check_taxonomy_file(c: _Checker, key: str) -> None:
+    """A named taxonomy file is read now: a missing, empty or malformed one fails before any extraction."""
+    from .data.taxonomy import TaxonomyError, load_taxonomy_file
+
+    try:
+        path = c.get(key)
+    except KeyError:
+        return
+    if not isinstance(path, str):
+        c.errors.append(f"{key}={path!r}: expected a file path or ''")
+    elif path:
+        try:
+            load_taxonomy_file(path)
+        except TaxonomyError as e:
+            c.errors.append(f"{key}={path!r}: {e}")
+
+
 def validate_wish_config(cfg) -> None:
     """Raise :class:`ConfigError` naming every invalid WISH config value (and what it may be); else return."""
     from .cache.codec import DTYPES as CACHE_DTYPES
@@ -132,6 +149,8 @@ def validate_wish_config(cfg) -> None:
     c.check(p + "CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS", lambda v: isinstance(v, int) and v >= -1,
             "an integer >= -1 (-1: train the whole image tower)")
     c.choice(p + "CALIBRATION", ("val_labels", "label_free"))
+
+    _check_taxonomy_file(c, p + "TAXONOMY.FILE")
 
     c.choice(p + "SEGMENTER.NAME", sorted(k for k, _ in SEGMENTER_REGISTRY))
     c.positive_int(p + "SEGMENTER.POINTS_PER_SIDE")

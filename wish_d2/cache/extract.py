@@ -11,6 +11,7 @@ import torch
 from detectron2.utils import comm
 from tqdm import tqdm
 
+from ..pretrain.release import SHIPPED_PREFIX, resolve_shipped, verify_shipped
 from .store import FeatureCache, cache_key
 
 logger = logging.getLogger(__name__)
@@ -24,9 +25,12 @@ def dataset_fingerprint(dicts: List[Dict]) -> str:
 
 
 def file_stamp(path: str) -> str:
-    """Path, size and modification time in nanoseconds: a rewrite within the same second still changes it."""
+    """Path, size and modification time in nanoseconds: a rewrite within the same second still changes it. A
+    shipped encoder (``wish_d2://``) is stamped by its verified SHA-256, so every clone shares one key."""
     if not path:
         return ""
+    if str(path).startswith(SHIPPED_PREFIX):
+        return f"{path}:sha256:{verify_shipped(resolve_shipped(path))['file']['sha256']}"
     try:
         st = os.stat(path)
         return f"{path}:{st.st_size}:{st.st_mtime_ns}"
@@ -90,6 +94,8 @@ def extract_dataset_features(model, dicts: List[Dict], mapper, cache: FeatureCac
                 bar.update(len(batch))
             cache.write_shard(k, records)
     if comm.is_main_process():
+        # The split's own narrations: Stage 1's supervision on training splits. On the test split only the
+        # pseudo_labels reference row reads them (WISH.pseudo_label); WISH.forward at inference never does.
         phrases = sorted({p for d in dicts for p in d.get("noun_phrases", [])})
         cache.write_texts(phrases, model.text_embeddings(phrases), model.zero_shot_embeddings())
     comm.synchronize()

@@ -14,5 +14,6 @@ from .narrations import (  # noqa: F401,E402
     get_noun_phrase_extractor,
     register_noun_phrase_extractor,
 )
+from .taxonomy import TaxonomyError, load_taxonomy_file, taxonomy_for_config  # noqa: F401,E402
 from .proposals_io import ProposalStore, write_proposals  # noqa: F401,E402
 from .visor import load_contact_corrections, load_epic_visor, register_epic_visor  # noqa: F401,E402

@@ -32,7 +32,7 @@ from .visor import register_epic_visor
 logger = logging.getLogger(__name__)
 
 __all__ = ["register_synthetic", "register_synthetic_from_cfg", "SYNTHETIC_DEFAULTS", "synthetic_names",
-           "register_all_real"]
+           "register_all_real", "EPIC_HELDOUT_PARTICIPANTS"]
 
 # Read from cfg.DATASETS.SYNTHETIC (wish_d2/config.py), never written down here.
 SYNTHETIC_DEFAULTS = benchmark_defaults()
@@ -114,9 +114,18 @@ def register_synthetic_from_cfg(cfg, root: Optional[str] = None, prefix: str = "
 
 # Real datasets, relative to $DETECTRON2_DATASETS. Registration is lazy: nothing is read until a split is used,
 # and a missing file then raises an error naming it. Proposals come from tools/extract_proposals.py (GSAM).
+#: Participants of the public VISOR train split held out for calibration: ``epic_visor_train_heldout`` holds their
+#: frames, ``epic_visor_train_core`` the rest. ``configs/wish_epic.yaml`` trains on the core and calibrates
+#: (DATASETS.VAL) on the held-out slice, so the thresholds are fitted on frames, kitchens and people that Stage 2
+#: never saw. A fixed, untuned choice of four participants (about a tenth of the frames); changing it changes the
+#: split, so it is a constant, not a config key.
+EPIC_HELDOUT_PARTICIPANTS = ("P03", "P12", "P24", "P30")
+# name -> (VISOR split folder, EPIC-100 CSV, participant filter of load_epic_visor)
 _EPIC_VISOR = {
-    "epic_visor_train": ("train", "EPIC_100_train.csv"),
-    "epic_visor_val": ("val", "EPIC_100_validation.csv"),
+    "epic_visor_train": ("train", "EPIC_100_train.csv", {}),
+    "epic_visor_train_core": ("train", "EPIC_100_train.csv", {"exclude_participants": EPIC_HELDOUT_PARTICIPANTS}),
+    "epic_visor_train_heldout": ("train", "EPIC_100_train.csv", {"participants": EPIC_HELDOUT_PARTICIPANTS}),
+    "epic_visor_val": ("val", "EPIC_100_validation.csv", {}),
 }
 _EGO4D_EGOHOS = {
     "ego4d_egohos_train": "train",
@@ -132,17 +141,22 @@ def register_all_real(root: Optional[str] = None) -> None:
         epic_visor/rgb_frames/{train,val}/P01/...        VISOR sparse rgb_frames (extracted)
         epic_visor/proposals/{train,val}.jsonl           tools/extract_proposals.py output
         epic-kitchens-100-annotations/EPIC_100_{train,validation}.csv
+        epic-kitchens-100-annotations/EPIC_100_noun_classes.csv   optional: the EPIC taxonomy (taxonomy.py)
         egohos/{train,val,test_indomain}/{image,label}/  EgoHOS release (label maps 0-8)
         egohos/proposals/{train,val,test_indomain}.jsonl
         ego4d/v1/annotations/narration.json
+
+    EPIC VISOR: ``epic_visor_train``, ``epic_visor_val`` and the participant-disjoint slices of the train split,
+    ``epic_visor_train_core`` / ``epic_visor_train_heldout`` (:data:`EPIC_HELDOUT_PARTICIPANTS`). The taxonomy of
+    an EPIC training split is ``EPIC_100_noun_classes.csv`` when it is there, else its narrations' nouns.
     """
     root = root or os.getenv("DETECTRON2_DATASETS", "datasets")
-    for name, (split, csv) in _EPIC_VISOR.items():
+    for name, (split, csv, participant_filter) in _EPIC_VISOR.items():
         base = os.path.join(root, "epic_visor")
         register_epic_visor(
             name, os.path.join(base, "annotations", split), os.path.join(base, "rgb_frames", split),
             os.path.join(root, "epic-kitchens-100-annotations", csv), frame_margin=0,
-            metadata={"proposals_file": os.path.join(base, "proposals", f"{split}.jsonl")})
+            metadata={"proposals_file": os.path.join(base, "proposals", f"{split}.jsonl")}, **participant_filter)
     from .ego4d import register_ego4d
 
     for name, split in _EGO4D_EGOHOS.items():

@@ -33,8 +33,9 @@ Narrations
 ----------
 ``narrations_json`` maps an image to its narrations: the key is the image ``file_name`` exactly as in the COCO
 file, or its id as a string; the value is a list of strings, a single string, or
-``{"narrations": [...], "noun_phrases": [...]}`` (given noun phrases are used as they are; else they are
-extracted with the configured noun-phrase extractor, see ``narrations.py``).
+``{"narrations": [...], "noun_phrases": [...]}`` (given noun phrases are used as they are, but for the synonym
+map and body parts, which are dropped on every noun path; else they are extracted with the configured noun-phrase
+extractor, see ``narrations.py``).
 
 Bad input
 ---------
@@ -62,13 +63,12 @@ from .common import (
     DataFormatError,
     SkipLog,
     dedup,
-    fill_nouns_metadata,
     make_annotation,
     make_hand,
     set_wish_metadata,
 )
 from .hand_side import assign_sides
-from .narrations import apply_synonyms, extract_noun_phrases, load_synonyms
+from .narrations import extract_noun_phrases, load_synonyms, normalise_noun_phrases
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ def load_coco_narrations(
                     entry.get("noun_phrases", [])):
                 narrations = list(entry.get("narrations", []))
                 if "noun_phrases" in entry:
-                    phrases = apply_synonyms([p.strip().lower() for p in entry["noun_phrases"]], syn)
+                    phrases = normalise_noun_phrases(entry["noun_phrases"], syn)
             else:
                 raise DataFormatError(f"{narrations_json}: entry {key!r} must be a list of strings, a string "
                                       "or {'narrations': [...], 'noun_phrases': [...]}")
@@ -319,12 +319,11 @@ def register_coco_narrations(
     **opts,
 ) -> None:
     """Register a COCO + narrations dataset under ``name`` (lazy :func:`load_coco_narrations`; ``opts`` are its
-    options) with the WISH metadata (``nouns`` derived on first load when not given)."""
+    options) with the WISH metadata (``nouns`` when given; a training split without them
+    takes its taxonomy from its narrations, see ``taxonomy.py``)."""
 
     def _load():
-        dicts = load_coco_narrations(coco_json, image_root, narrations_json, dataset_name=name, **opts)
-        fill_nouns_metadata(name, dicts)
-        return dicts
+        return load_coco_narrations(coco_json, image_root, narrations_json, dataset_name=name, **opts)
 
     DatasetCatalog.register(name, _load)
     set_wish_metadata(name, image_root, nouns, **(metadata or {}))

@@ -126,21 +126,6 @@ def set_wish_metadata(name: str, image_root: str, nouns: Optional[Sequence[str]]
     MetadataCatalog.get(name).set(**fields)
 
 
-def fill_nouns_metadata(name: Optional[str], dicts: List[Dict]) -> None:
-    """If the dataset was registered without a taxonomy, derive ``nouns`` from what was loaded: the GT nouns and
-    the narration noun phrases, sorted. Never overwrites a taxonomy given by the user."""
-    if not name:
-        return
-    meta = MetadataCatalog.get(name)
-    if hasattr(meta, "nouns"):
-        return
-    nouns = set()
-    for d in dicts:
-        nouns.update(d.get("noun_phrases", []))
-        nouns.update(a["noun"] for a in d.get("annotations", []) if a.get("noun"))
-    meta.set(nouns=sorted(nouns))
-
-
 _EXIF_ORIENTATION = 0x0112
 
 

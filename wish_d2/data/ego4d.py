@@ -65,7 +65,6 @@ from .common import (
     DataFormatError,
     SkipLog,
     dedup,
-    fill_nouns_metadata,
     make_annotation,
     make_hand,
     probe_image,
@@ -88,7 +87,7 @@ EGOHOS_IDS = {"left_hand": 1, "right_hand": 2, "left_object": 3, "right_object":
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPG", ".PNG")
 DEFAULT_PASSES = ("narration_pass_1", "narration_pass_2")
 # Bump when the dicts produced from the same inputs change, so that dataset caches of older code are not read.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 _OTHER_PERSON = re.compile(r"^\s*#o(?![a-z0-9_])", re.IGNORECASE)
 
 
@@ -337,13 +336,12 @@ def register_ego4d(
     **opts,
 ) -> None:
     """Register an EgoHOS/Ego4D split under ``name`` (lazy :func:`load_ego4d`; ``opts`` are its options) with
-    the WISH metadata (``nouns`` derived from the narrations on first load when not given)."""
+    the WISH metadata (``nouns`` when given; a training split without them takes its taxonomy from its
+    narrations, see ``taxonomy.py``)."""
 
     def _load():
-        dicts = load_ego4d(label_dir, image_root, narration_json, window_frames=window_frames,
-                           dataset_name=name, **opts)
-        fill_nouns_metadata(name, dicts)
-        return dicts
+        return load_ego4d(label_dir, image_root, narration_json, window_frames=window_frames,
+                          dataset_name=name, **opts)
 
     DatasetCatalog.register(name, _load)
     set_wish_metadata(name, image_root, nouns, window_frames=window_frames, **(metadata or {}))

@@ -3,7 +3,7 @@
 Needed columns: ``video_id, start_frame, stop_frame, narration, all_nouns`` (the other EPIC-100 columns are
 ignored). A frame takes every narration of its video whose ``[start_frame - margin, stop_frame + margin]``
 contains it. Noun phrases come from ``all_nouns`` (``"pan:frying"`` -> ``"frying pan"``, see ``narrations.py``),
-then the optional synonym map.
+then the optional synonym map; body parts (``hand``, ``finger``...) are dropped, as the free-text parser drops them.
 
 Bad input raises ``DataFormatError`` naming the file, the line and the field: a header without the needed columns
 or with a column twice (``csv.DictReader`` would silently keep the last one), rows with a wrong number of
@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 
 from .common import DataFormatError
-from .narrations import apply_synonyms, epic_noun_to_phrase, parse_epic_all_nouns
+from .narrations import epic_noun_to_phrase, normalise_noun_phrases, parse_epic_all_nouns
 
 __all__ = ["load_epic_narrations", "VideoNarrations", "EpicNarration", "EPIC_CSV_COLUMNS",
            "REQUIRED_CSV_COLUMNS", "MAX_FRAME", "as_path_list"]
@@ -102,7 +102,7 @@ def _read_csv(path: str, synonyms, per_video: Dict[str, List[EpicNarration]]) ->
             if not video:
                 raise DataFormatError(f"{where}: video_id is empty")
             keys = parse_epic_all_nouns(row["all_nouns"], where)
-            nouns = apply_synonyms([epic_noun_to_phrase(k) for k in keys], synonyms)
+            nouns = normalise_noun_phrases([epic_noun_to_phrase(k) for k in keys], synonyms)  # ['hand'] -> []
             per_video.setdefault(video, []).append(
                 EpicNarration(row.get("narration_id", ""), start, stop, row["narration"].strip(), nouns)
             )

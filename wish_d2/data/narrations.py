@@ -45,6 +45,10 @@ Rule-based parser (:func:`rule_based_noun_phrases`), in order:
    followed by ``of``).
 5. Phrases whose last word is a body part (``hand``, ``finger``...) are dropped: they are not objects.
 
+Body parts are dropped on every noun path, not only by this parser: :func:`normalise_noun_phrases` (EPIC
+``all_nouns``, given COCO phrases, any extractor's output) and the taxonomy (``taxonomy.py``) use the one list
+:data:`BODY_PARTS` through :func:`is_body_part`.
+
 It is deliberately small: it is right on the short imperative EPIC narrations and the formulaic Ego4D ones, and
 anything smarter belongs in a swapped-in extractor.
 """
@@ -67,6 +71,9 @@ __all__ = [
     "extract_noun_phrases",
     "apply_synonyms",
     "load_synonyms",
+    "BODY_PARTS",
+    "is_body_part",
+    "normalise_noun_phrases",
 ]
 
 NounPhraseExtractor = Callable[[str], List[str]]
@@ -180,7 +187,14 @@ _AUXILIARIES_SET = frozenset(_AUXILIARIES)
 # "continue cutting onion": an -ing form right after one of these is a verb, not a modifier ("take frying pan")
 _ASPECT_VERBS = frozenset(f for b in "continue begin start stop finish keep try".split() for f in _inflections(b)) | {
     "kept", "began", "begun"}
+#: The body-part words: a phrase ending in one names the person, not an object (the only list of them).
 BODY_PARTS = frozenset(_BODY_PARTS)
+
+
+def is_body_part(phrase: str) -> bool:
+    """True for a phrase whose last word is a body part ("hand", "left hand", "fingers"), never an object."""
+    words = str(phrase).strip().lower().split()
+    return bool(words) and words[-1] in BODY_PARTS
 
 _SUBJECT_RE = re.compile(r"^[COXYZ](?:'s|’s)?$")
 _TOKEN_RE = re.compile(r"#\S+|[A-Za-z][A-Za-z'’\-]*|\d+(?:\.\d+)?|[^\sA-Za-z\d]")
@@ -265,7 +279,7 @@ def rule_based_noun_phrases(text: str) -> List[str]:
 
     out = []
     for p in phrases:
-        if p[-1] in BODY_PARTS or p[-1] in PARTITIVES:
+        if is_body_part(p[-1]) or p[-1] in PARTITIVES:
             continue
         out.append(" ".join(p))
     return dedup(out)
@@ -323,7 +337,7 @@ class _SpacyExtractor:
         out = []
         for chunk in self._nlp(clean_ego4d_narration(text)).noun_chunks:
             words = [t.text.lower() for t in chunk if t.pos_ not in ("DET", "PRON", "NUM")]
-            if words and words[-1] not in BODY_PARTS:
+            if words and not is_body_part(words[-1]):
                 out.append(" ".join(words))
         return dedup(out)
 
@@ -362,12 +376,20 @@ def apply_synonyms(phrases: Iterable[str], synonyms: Optional[Dict[str, str]]) -
     return dedup(synonyms.get(p, p) for p in phrases)
 
 
+def normalise_noun_phrases(phrases: Iterable[str], synonyms: Optional[Dict[str, str]] = None) -> List[str]:
+    """The last step of every noun path: lower-case, map through the synonyms, drop body parts (after the map, so
+    that a synonym naming a body part is dropped too) and empty phrases, de-duplicate."""
+    cleaned = (p.strip().lower() for p in phrases if p and p.strip())
+    return [p for p in apply_synonyms(cleaned, synonyms) if not is_body_part(p)]
+
+
 def extract_noun_phrases(
     texts: Sequence[str], extractor: ExtractorSpec = "rule", synonyms: Optional[Dict[str, str]] = None
 ) -> List[str]:
-    """Noun phrases of several narration texts: extracted, lower-cased, synonym-mapped, de-duplicated."""
+    """Noun phrases of several narration texts: extracted (any extractor, a user's own included), then
+    :func:`normalise_noun_phrases`."""
     fn = get_noun_phrase_extractor(extractor)
     phrases = []
     for t in texts:
-        phrases.extend(p.strip().lower() for p in fn(t) if p and p.strip())
-    return apply_synonyms(phrases, synonyms)
+        phrases.extend(fn(t))
+    return normalise_noun_phrases(phrases, synonyms)

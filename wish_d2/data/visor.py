@@ -25,6 +25,10 @@ Inputs
   of that hand in that frame (``null`` = no contact); the corrected value then goes through the rules below.
 * ``cache_dir`` (optional): parse the split once and keep its dataset dicts in a keyed file there (see
   ``dict_cache.py``); later loads with the same inputs and options read that file.
+* ``participants`` / ``exclude_participants`` (optional): keep only the frames of these participants (``P01`` of
+  ``P01_01``), or drop theirs: a participant-disjoint slice of a split (the EPIC config calibrates on one, see
+  ``builtin.py``). Frames left out this way are counted in one log line; a ``participants`` slice with no frame at
+  all is an error naming the participants.
 
 Ground truth
 ------------
@@ -66,10 +70,11 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from detectron2.data import DatasetCatalog
 
-from .common import DataFormatError, SkipLog, fill_nouns_metadata, set_wish_metadata
+from .common import DataFormatError, SkipLog, set_wish_metadata
 from .dict_cache import cache_key, read_cached_dicts, write_cached_dicts
 from .epic_narrations import EPIC_CSV_COLUMNS, MAX_FRAME, as_path_list, load_epic_narrations
 from .narrations import load_synonyms
+from .taxonomy import EPIC_NOUN_CLASSES_FILE
 from .visor_frames import DEFAULT_IMAGE_SIZE, VISOR_SENTINELS, VisorFrameParser, hand_sides, parse_frame_name
 
 logger = logging.getLogger(__name__)
@@ -85,7 +90,7 @@ __all__ = [
 ]
 
 # Bump when the dicts produced from the same inputs change, so that dataset caches of older code are not read.
-LOADER_VERSION = 1
+LOADER_VERSION = 2
 
 
 def _json_files(annotations) -> List[str]:
@@ -152,6 +157,31 @@ def load_contact_corrections(spec) -> Dict[str, Dict[str, Optional[str]]]:
     return out
 
 
+def _participant_set(value, option: str) -> Optional[frozenset]:
+    if value is None:
+        return None
+    if isinstance(value, str) or not all(isinstance(p, str) and p.strip() for p in value):
+        raise DataFormatError(f"{option} must be a list of participant ids such as ['P01'], got {value!r}")
+    return frozenset(p.strip() for p in value)
+
+
+def _participant(name) -> Optional[str]:
+    """``P01`` for a frame named ``P01_01_frame_0000000123.jpg`` (or its stem); ``None`` when the name does not parse
+    (the parser then counts the frame as malformed)."""
+    name = str(name)
+    try:
+        return parse_frame_name(name if os.path.splitext(name)[1] else name + ".jpg")[0].split("_")[0]
+    except ValueError:
+        return None
+
+
+def _frame_participant(frame) -> Optional[str]:
+    try:
+        return _participant(frame["image"]["name"])
+    except (KeyError, TypeError):
+        return None
+
+
 def _check_options(frame_margin, image_size) -> Tuple[int, Tuple[int, int]]:
     if isinstance(frame_margin, bool) or not isinstance(frame_margin, int) or not 0 <= frame_margin <= MAX_FRAME:
         raise DataFormatError(f"frame_margin must be an integer in [0, {MAX_FRAME}], got {frame_margin!r}")
@@ -179,9 +209,13 @@ def load_epic_visor(
     synonyms=None,
     contact_corrections=None,
     cache_dir: Optional[str] = None,
+    participants: Optional[Sequence[str]] = None,
+    exclude_participants: Optional[Sequence[str]] = None,
 ) -> List[Dict]:
     """Load VISOR sparse annotations (+ EPIC-100 narrations) as WISH dataset dicts (rules: module docstring)."""
     frame_margin, image_size = _check_options(frame_margin, image_size)
+    keep = _participant_set(participants, "participants")
+    drop = _participant_set(exclude_participants, "exclude_participants")
     skips = SkipLog(dataset_name or "visor")
     files = _json_files(annotations_dir)
     key = None
@@ -193,6 +227,8 @@ def load_epic_visor(
                        drop_frames_without_narration=drop_frames_without_narration,
                        contact_parts_only=contact_parts_only, contact_dilation=contact_dilation,
                        synonyms=synonyms if isinstance(synonyms, dict) else None,
+                       participants=sorted(keep) if keep is not None else None,
+                       exclude_participants=sorted(drop) if drop is not None else None,
                        contact_corrections=contact_corrections if isinstance(contact_corrections, dict) else None)
         key = cache_key(LOADER_VERSION, options, inputs)
         cached = read_cached_dicts(cache_dir, "visor", key, skips, check_images)
@@ -210,9 +246,19 @@ def load_epic_visor(
     )
     dicts: List[Dict] = []
     seen_ids = set()
+    left_out = in_slice = 0
+
+    def in_participant_slice(who: Optional[str]) -> bool:
+        return who is None or ((keep is None or who in keep) and (drop is None or who not in drop))
+
     for path in files:
         fname = os.path.basename(path)
         for idx, frame in enumerate(_read_visor_json(path)):
+            who = _frame_participant(frame)
+            if not in_participant_slice(who):
+                left_out += 1
+                continue
+            in_slice += who is not None
             rec = parser.parse(frame, fname, idx)
             if rec is None:
                 continue
@@ -221,8 +267,13 @@ def load_epic_visor(
                 continue
             seen_ids.add(rec["image_id"])
             dicts.append(rec)
+    if keep is not None and not in_slice:
+        raise DataFormatError(f"{annotations_dir}: no frame of the participants {sorted(keep)} (participants=)")
+    if left_out:
+        logger.info(f"[{dataset_name or 'visor'}] participant filter: {left_out} frames of other participants "
+                    "left out")
     for frame in parser.corrections:
-        if frame not in parser.corrected_frames:
+        if frame not in parser.corrected_frames and in_participant_slice(_participant(frame)):
             skips.note("contact correction for a frame or hand not loaded (unused)", frame)
     if key is not None:
         write_cached_dicts(cache_dir, "visor", key, dicts, skips)
@@ -243,17 +294,20 @@ def register_epic_visor(
 ) -> None:
     """Register a VISOR split: ``DatasetCatalog`` entry ``name`` loading lazily with :func:`load_epic_visor`
     (``opts`` are its keyword options, e.g. ``contact_corrections`` or ``cache_dir``), and metadata
-    (``thing_classes``, ``evaluator_type="wish_inhand"``, ``image_root``, ``nouns`` when given, else derived on
-    first load, plus ``metadata``). ``prepare`` is called at the start of each load (the synthetic benchmark
-    generates its files there)."""
+    (``thing_classes``, ``evaluator_type="wish_inhand"``, ``image_root``, ``nouns`` when given, plus
+    ``metadata``). ``prepare`` is called at the start of each load (the synthetic benchmark generates its files
+    there). ``noun_classes_file`` is ``EPIC_100_noun_classes.csv`` beside the (first) narration CSV unless
+    ``metadata`` names another: a training split's taxonomy when the file exists (``taxonomy.py``)."""
 
     def _load():
         if prepare is not None:
             prepare()
-        dicts = load_epic_visor(annotations_dir, image_root, narrations_csv, frame_margin=frame_margin,
-                                dataset_name=name, **opts)
-        fill_nouns_metadata(name, dicts)
-        return dicts
+        return load_epic_visor(annotations_dir, image_root, narrations_csv, frame_margin=frame_margin,
+                               dataset_name=name, **opts)
 
+    metadata = dict(metadata or {})
+    csvs = as_path_list(narrations_csv) if narrations_csv else []
+    if csvs and "noun_classes_file" not in metadata:
+        metadata["noun_classes_file"] = os.path.join(os.path.dirname(os.fspath(csvs[0])), EPIC_NOUN_CLASSES_FILE)
     DatasetCatalog.register(name, _load)
-    set_wish_metadata(name, image_root, nouns, frame_margin=frame_margin, **(metadata or {}))
+    set_wish_metadata(name, image_root, nouns, frame_margin=frame_margin, **metadata)

@@ -14,7 +14,6 @@ import numpy as np
 import pycocotools.mask as mask_util
 import torch
 from detectron2.config import configurable
-from detectron2.data import MetadataCatalog
 from detectron2.modeling import META_ARCH_REGISTRY, build_proposal_generator
 from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import BitMasks, Instances
@@ -22,6 +21,7 @@ from torch import nn
 
 from ..config_validation import validate_wish_config
 from ..data.common import SIDES
+from ..data.taxonomy import config_taxonomy
 from ..registry import CLIP_ENCODER_REGISTRY
 from ..utils.masks import decode_rles, encode_rle
 from .geometry import (MIN_WORKING_SIDE, contact_region_masks, hand_overlap_fraction, pair_geometry,
@@ -39,7 +39,8 @@ class WISH(nn.Module):
                  prompt: str = "{noun} in contact with the {side} hand",
                  zero_shot_prompt: str = "an object held in the {side} hand",
                  hand_dilation: float = 0.04, max_hand_fraction: float = 0.5,
-                 open_vocab_nouns: Sequence[str] = (), open_vocab_dataset: str = "",
+                 open_vocab_nouns: Sequence[str] = (), taxonomy_datasets: Sequence[str] = (),
+                 taxonomy_file: str = "",
                  open_vocab_prompt: str = "a {noun}",
                  open_vocab_background: Sequence[str] = ("a hand", "a kitchen counter")):
         """
@@ -52,8 +53,9 @@ class WISH(nn.Module):
             prompt / zero_shot_prompt: text templates, formatted with ``noun`` and ``side``.
             hand_dilation: hand dilation of the geometry features, as a fraction of the image diagonal.
             max_hand_fraction: proposals more than this fraction hand are hands, not object candidates.
-            open_vocab_nouns / open_vocab_dataset: the noun taxonomy of the ``open_vocab`` baseline, or, when empty,
-                the dataset whose metadata ``nouns`` gives it (read at first use, after the dataset is loaded).
+            open_vocab_nouns: the noun list of the ``open_vocab`` baseline; when empty, the taxonomy
+                (:func:`~wish_d2.data.taxonomy.config_taxonomy`) of ``taxonomy_datasets`` (the TRAINING datasets,
+                never the evaluated one) or ``taxonomy_file``, read at first use.
             open_vocab_prompt / open_vocab_background: its noun template, and the prompts of what is not an object.
         """
         super().__init__()
@@ -68,7 +70,8 @@ class WISH(nn.Module):
         self.hand_dilation = hand_dilation
         self.max_hand_fraction = max_hand_fraction
         self.open_vocab_nouns = list(open_vocab_nouns)
-        self.open_vocab_dataset = open_vocab_dataset
+        self.taxonomy_datasets = tuple(taxonomy_datasets)
+        self.taxonomy_file = taxonomy_file
         self.open_vocab_prompt = open_vocab_prompt
         self.open_vocab_background = list(open_vocab_background)
         # masks are pooled and measured at this long side at most, never finer than the ViT's own input
@@ -95,7 +98,8 @@ class WISH(nn.Module):
             "hand_dilation": w.HANDS.DILATION,
             "max_hand_fraction": w.PROPOSALS.MAX_HAND_FRACTION,
             "open_vocab_nouns": list(w.OPEN_VOCAB.NOUNS),
-            "open_vocab_dataset": cfg.DATASETS.TRAIN[0] if cfg.DATASETS.TRAIN else "",
+            "taxonomy_datasets": tuple(cfg.DATASETS.TRAIN),
+            "taxonomy_file": w.TAXONOMY.FILE,
             "open_vocab_prompt": w.OPEN_VOCAB.PROMPT,
             "open_vocab_background": list(w.OPEN_VOCAB.BACKGROUND),
         }
@@ -196,12 +200,7 @@ class WISH(nn.Module):
         """``(text embeddings [K, D], number of noun rows)`` of the ``open_vocab`` baseline: the nouns, then the
         background prompts (memoised)."""
         if not hasattr(self, "_vocabulary_memo"):
-            nouns = self.open_vocab_nouns
-            if not nouns and self.open_vocab_dataset:
-                nouns = list(MetadataCatalog.get(self.open_vocab_dataset).get("nouns", None) or [])
-            if not nouns:
-                raise ValueError("the open_vocab baseline needs a noun taxonomy: set MODEL.WISH.OPEN_VOCAB.NOUNS, or "
-                                 f"register the training dataset {self.open_vocab_dataset!r} with nouns=[...]")
+            nouns = self.open_vocab_nouns or config_taxonomy(self.taxonomy_datasets, self.taxonomy_file)
             texts = [self.open_vocab_prompt.format(noun=n) for n in nouns] + self.open_vocab_background
             self._vocabulary_memo = (self.clip.encode_text(texts).float().cpu(), len(nouns))
         emb, n = self._vocabulary_memo
@@ -213,7 +212,11 @@ class WISH(nn.Module):
         """Training: losses. Inference: instances by ``method`` (default ``MODEL.WISH.METHOD``) under
         ``contact_threshold`` (default: the calibrated one), see :meth:`WISHROIHeads.inference`."""
         records = self._records(batched_inputs)
-        batch = collate_records(records, [self._texts_of(x) for x in batched_inputs], self.device)
+        # At inference no narration reaches the model (NS-iHOS): the frames' noun phrases are neither encoded nor
+        # batched. Only pseudo_label reads them (the pseudo_labels reference row, by design).
+        texts = [self._texts_of(x) for x in batched_inputs] if self.training else \
+            [self.text_embeddings([])] * len(batched_inputs)
+        batch = collate_records(records, texts, self.device)
         if "zero_shot" not in batch:
             batch["zero_shot"] = self._zero_shot_of(batched_inputs)
         if self.training:
@@ -229,7 +232,9 @@ class WISH(nn.Module):
         return [{"instances": selections_to_instances(sel, rec)} for sel, rec in zip(selections, records)]
 
     def pseudo_label(self, batched_inputs: List[Dict]):
-        """Stage 1 pseudo-labels of each image from its narrations (see :mod:`.pseudo_labels`)."""
+        """Stage 1 pseudo-labels of each image from its narrations (see :mod:`.pseudo_labels`). Reads the frames'
+        narrations: on training frames that is WISH's supervision; on the test split it is the ``pseudo_labels``
+        reference row of the table, which reads test narrations by design and is labelled so."""
         records = self._records(batched_inputs)
         batch = collate_records(records, [self._texts_of(x) for x in batched_inputs], self.device)
         return self.roi_heads.pseudo_label(batch)

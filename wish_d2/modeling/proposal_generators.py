@@ -48,6 +48,7 @@ from detectron2.modeling.proposal_generator import PROPOSAL_GENERATOR_REGISTRY
 from detectron2.structures import Boxes, Instances
 
 from ..data.proposals_io import ProposalStore
+from ..data.taxonomy import config_taxonomy
 from ..utils.masks import (check_rle, decode_rles, encode_rle, rle_area_fractions, rle_areas, rle_boxes_xyxy,
                            rle_to_str)
 from .geometry import to_working_res
@@ -307,42 +308,37 @@ class GSAMProposals(_SegmenterProposals):
     """Grounded-SAM proposals (:class:`~wish_d2.modeling.segmenters.GSAMSegmenter`); score = Grounding DINO box
     score. Config: ``MODEL.WISH.SEGMENTER.{GDINO_PATH, BOX_THRESHOLD, TEXT_THRESHOLD, SAM_TYPE, SAM_CHECKPOINT}``.
 
-    The text prompt is the dataset taxonomy, in this order: the ``nouns`` constructor argument; else
-    ``MetadataCatalog.get(dict["dataset_name"]).nouns``; else the ``nouns`` of the first dataset of
-    ``default_datasets`` (from_config: ``DATASETS.TRAIN + DATASETS.TEST``) that has them.
+    The text prompt is a taxonomy fixed before evaluation, never the metadata of the split being proposed for:
+    the ``nouns`` constructor argument; else :func:`~wish_d2.data.taxonomy.config_taxonomy` of
+    ``taxonomy_datasets`` and ``taxonomy_file`` (from_config: ``DATASETS.TRAIN`` and ``MODEL.WISH.TAXONOMY.FILE``),
+    read at first use.
     """
 
     segmenter_name = "GSAM"
 
     @configurable
     def __init__(self, *, segmenter: nn.Module, nouns: Optional[Sequence[str]] = None,
-                 default_datasets: Sequence[str] = (), input_format: str = "RGB", min_area: int = 16,
-                 max_per_image: int = 32):
+                 taxonomy_datasets: Sequence[str] = (), taxonomy_file: str = "", input_format: str = "RGB",
+                 min_area: int = 16, max_per_image: int = 32):
         super().__init__(segmenter=segmenter, input_format=input_format, min_area=min_area,
                          max_per_image=max_per_image)
         self.nouns = list(nouns) if nouns else None
-        self.default_datasets = tuple(default_datasets)
+        self.taxonomy_datasets = tuple(taxonomy_datasets)
+        self.taxonomy_file = taxonomy_file
 
     @classmethod
     def from_config(cls, cfg, input_shape=None):
         ret = super().from_config(cfg, input_shape)
-        ret["default_datasets"] = tuple(cfg.DATASETS.TRAIN) + tuple(cfg.DATASETS.TEST)
+        ret.update(taxonomy_datasets=tuple(cfg.DATASETS.TRAIN), taxonomy_file=cfg.MODEL.WISH.TAXONOMY.FILE)
         return ret
 
-    def _nouns(self, x: Dict) -> List[str]:
-        if self.nouns:
-            return self.nouns
-        names = ([x["dataset_name"]] if x.get("dataset_name") else []) + list(self.default_datasets)
-        for name in names:
-            nouns = MetadataCatalog.get(name).get("nouns")
-            if nouns:
-                return list(nouns)
-        raise ValueError(
-            f"GSAM needs a noun taxonomy: none of the datasets {names} has metadata 'nouns', and no nouns were given"
-        )
+    def _nouns(self) -> List[str]:
+        if not self.nouns:
+            self.nouns = config_taxonomy(self.taxonomy_datasets, self.taxonomy_file)
+        return self.nouns
 
     def _segment(self, image: np.ndarray, x: Dict) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.segmenter(image, nouns=self._nouns(x))
+        return self.segmenter(image, nouns=self._nouns())
 
 
 # Online generators by segmenter name (MODEL.WISH.SEGMENTER.NAME), used by tools/extract_proposals.py.

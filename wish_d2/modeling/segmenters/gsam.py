@@ -1,5 +1,5 @@
 """Grounded-SAM as a frozen proposal segmenter: Grounding DINO (``transformers``) detects boxes for a text prompt made
-of the dataset's object taxonomy (``MetadataCatalog.get(name).nouns`` joined as ``"a . b . c ."``); each box above
+of a noun taxonomy fixed before evaluation (``wish_d2/data/taxonomy.py``, joined as ``"a . b . c ."``); each box above
 ``BOX_THRESHOLD`` whose phrase clears ``TEXT_THRESHOLD`` becomes a SAM box prompt. The paper found it better than
 plain SAM.
 
@@ -175,7 +175,7 @@ class GSAMSegmenter(FrozenSegmenter):
     def _split_into_chunks(self, nouns: Sequence[str]) -> List[str]:
         phrases = taxonomy_phrases(nouns)
         if not phrases:
-            raise ValueError("GSAM needs a non-empty noun taxonomy (dataset metadata 'nouns')")
+            raise ValueError("GSAM needs a non-empty noun taxonomy")
         budget = int(getattr(self.grounding_dino.config, "max_text_len", 256)) - 2  # [CLS] ... [SEP]
         tok = self.processor.tokenizer
         chunks, current, used = [], [], 0
@@ -199,7 +199,7 @@ class GSAMSegmenter(FrozenSegmenter):
         h, w = image.shape[:2]
         nouns = nouns if nouns is not None else self.nouns
         if not nouns:
-            raise ValueError("GSAM needs the dataset's noun taxonomy: pass nouns= or set metadata 'nouns'")
+            raise ValueError("GSAM needs a noun taxonomy: pass nouns= (GSAMProposals passes the config's taxonomy)")
         boxes, scores, phrases = [], [], []
         for prompt in self._chunks(nouns):
             inputs = self.processor(images=image, text=prompt, return_tensors="pt").to(self.device)
