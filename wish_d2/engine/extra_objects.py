@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..modeling.inference import select_in_hand, select_extra, select_per_hand
+from ..modeling.losses import NEG
 from ..modeling.pseudo_labels import assign_pseudo_labels
 from .calibration import CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt_label_map, grid_search, selection_emiou
 from .data import dataset_dicts
@@ -33,7 +34,7 @@ def _labels(scored, threshold: float, heads, extra_threshold: float):
 def _candidates(labels) -> np.ndarray:
     """First-round further candidates' scores (the hands that accepted a first object and have one)."""
     return np.array([float(x) for _, lab, _ in labels if lab.extra_score is not None
-                     for x in lab.extra_score[:, 0] if float(x) > -1e8], dtype=np.float64)
+                     for x in lab.extra_score[:, 0] if float(x) > NEG / 2], dtype=np.float64)
 
 
 def calibrate_extra_pseudo_threshold(cfg, model, val_name: Optional[str], threshold: float) -> float:
