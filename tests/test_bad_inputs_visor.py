@@ -130,7 +130,10 @@ SKIPS = [
      1, 2),
     ("entity not an object", lambda s: s.frames[0]["annotations"].append([1, 2]),
      "malformed entity (needs id, name, segments)", 1, 2),
-    ("in_contact_object is a list", lambda s: ent(s, 0).update(in_contact_object=["o1"]),
+    # a list of ids names several held objects (the multi-grip extension); a list of anything else is malformed
+    ("in_contact_object is a list of non-ids", lambda s: ent(s, 0).update(in_contact_object=[{"id": "o1"}]),
+     "malformed in_contact_object (frame dropped)", 1, 1),
+    ("in_contact_object is an empty list", lambda s: ent(s, 0).update(in_contact_object=[]),
      "malformed in_contact_object (frame dropped)", 1, 1),
     ("in_contact_object is a dict", lambda s: ent(s, 0).update(in_contact_object={"id": "o1"}),
      "malformed in_contact_object (frame dropped)", 1, 1),

@@ -32,6 +32,10 @@ BAD = [
     ("MODEL.WISH.STAGE2.IMS_PER_BATCH", "0", "[1, "),
     ("MODEL.WISH.LOSS_WEIGHTS.MATCH", "-1.0", ">= 0"),
     ("SOLVER.OPTIMIZER", "Adam", "AdamW"),
+    ("MODEL.WISH.MAX_OBJECTS_PER_HAND", "0", "> 0"),
+    ("MODEL.WISH.PSEUDO.EXTRA_THRESHOLD", float("inf"), "finite"),
+    ("MODEL.WISH.INFERENCE.EXTRA_CONTACT_THRESHOLD", "1.5", "[0, 1]"),
+    ("DATASETS.SYNTHETIC.MULTI_GRIP", "1.5", "[0, 1]"),
     ("INPUT.DATASET_MAPPER_NAME", "wish_cache", "wish_cached"),
 ]
 

@@ -15,6 +15,7 @@ def add_wish_config(cfg: CN) -> None:
     W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)
     W.USE_GEOMETRY = True  # ablation switch: False drops g(m, H) from pair features (visual only)
     W.USE_CONTACT_REGION = True  # add the CLIP embedding of each pair's contact zone (m ∩ dil H) ∪ (H ∩ dil m)
+    W.MAX_OBJECTS_PER_HAND = 1  # objects one hand may hold (pseudo-labels and inference); 1 = the paper's prior
 
     W.CLIP = CN()
     W.CLIP.ENCODER = "OpenCLIPEncoder"  # CLIP_ENCODER_REGISTRY entry
@@ -96,6 +97,7 @@ def add_wish_config(cfg: CN) -> None:
     W.PSEUDO = CN()
     W.PSEUDO.THRESHOLD = -1.0  # score threshold of a positive; < 0 = calibrate on the validation split
     W.PSEUDO.BOTH_RULE = True  # a hand may accept the object the other hand accepted if it is its own best
+    W.PSEUDO.EXTRA_THRESHOLD = -1.0  # score a hand's further objects must clear (MAX_OBJECTS_PER_HAND > 1); < 0 = calibrate
     W.PSEUDO.FILE = ""  # pseudo-label json to train Stage 2 on; "" = OUTPUT_DIR/pseudo_labels.json
 
     W.STAGE2 = CN()
@@ -107,6 +109,7 @@ def add_wish_config(cfg: CN) -> None:
 
     W.INFERENCE = CN()
     W.INFERENCE.CONTACT_THRESHOLD = -1.0  # keep a hand's object if its probability >= this; < 0 = calibrate on val
+    W.INFERENCE.EXTRA_CONTACT_THRESHOLD = -1.0  # contactness a further object needs (MAX_OBJECTS_PER_HAND > 1); < 0 = calibrate
     W.INFERENCE.FUSION = "product"  # "product": argmax + threshold on q = sqrt(c*softmax a); "chain": argmax a, then c
 
     W.LOSS_WEIGHTS = CN()
@@ -129,3 +132,4 @@ def add_wish_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC.NUM_VAL = 600  # frames in wish_synth_val; the two thresholds are calibrated on it
     cfg.DATASETS.SYNTHETIC.NUM_TEST = 1000  # frames in wish_synth_test
     cfg.DATASETS.SYNTHETIC.IMAGE_SIZE = (160, 160)  # (H, W) of synthetic frames
+    cfg.DATASETS.SYNTHETIC.MULTI_GRIP = 0.0  # share of one-hand grips that hold a second object; 0 = the benchmark's bytes

@@ -215,6 +215,7 @@ def validate_wish_config(cfg) -> None:
     c.choice(p + "METHOD", METHODS)
     for k in ("USE_VISUAL", "USE_GEOMETRY", "USE_CONTACT_REGION"):
         c.boolean(p + k)
+    c.positive_int(p + "MAX_OBJECTS_PER_HAND")
 
     c.choice(p + "CLIP.ENCODER", sorted(k for k, _ in CLIP_ENCODER_REGISTRY))
     c.string(p + "CLIP.MODEL_NAME", nonempty=True)
@@ -282,8 +283,11 @@ def validate_wish_config(cfg) -> None:
     c.check(p + "PSEUDO.THRESHOLD", _finite, "a finite number (< 0 = calibrate on DATASETS.VAL)")
     c.boolean(p + "PSEUDO.BOTH_RULE")
     c.string(p + "PSEUDO.FILE")
+    c.check(p + "PSEUDO.EXTRA_THRESHOLD", _finite, "a finite number (< 0 = calibrate)")
     c.check(p + "INFERENCE.CONTACT_THRESHOLD", lambda v: _finite(v) and v <= 1,
             "a probability in [0, 1], or < 0 to calibrate on DATASETS.VAL")
+    c.check(p + "INFERENCE.EXTRA_CONTACT_THRESHOLD", lambda v: _finite(v) and v <= 1,
+            "a probability in [0, 1], or < 0 to calibrate")
     c.choice(p + "INFERENCE.FUSION", FUSIONS)
     for k in ("ALIGN", "CONTACT", "MATCH"):
         c.nonneg(p + "LOSS_WEIGHTS." + k)
@@ -342,5 +346,6 @@ def validate_wish_config(cfg) -> None:
     lo, hi = IMAGE_SIDE
     c.check("DATASETS.SYNTHETIC.IMAGE_SIZE", lambda v: len(v) == 2 and all(_is_int(x) and lo <= x <= hi for x in v),
             f"two integers (H, W) in [{lo}, {hi}]")
+    c.fraction("DATASETS.SYNTHETIC.MULTI_GRIP")
     if c.errors:
         raise ConfigError("invalid WISH config:\n  " + "\n  ".join(c.errors))

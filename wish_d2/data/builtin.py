@@ -26,7 +26,7 @@ from typing import Dict, Optional, Sequence, Union
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
 from .synthetic import NOUNS, SyntheticProfile, benchmark_defaults, benchmark_defaults_from_cfg, ensure_split, \
-    get_profile, split_dir, synonym_map
+    get_profile, multi_grip_profile, split_dir, synonym_map
 from .visor import register_epic_visor
 
 logger = logging.getLogger(__name__)
@@ -104,10 +104,12 @@ def register_synthetic(
 
 
 def register_synthetic_from_cfg(cfg, root: Optional[str] = None, prefix: str = "wish_synth") -> Dict[str, str]:
-    """``register_synthetic`` with ``cfg.DATASETS.SYNTHETIC.{SEED, NUM_TRAIN, NUM_VAL, NUM_TEST, IMAGE_SIZE}``."""
+    """``register_synthetic`` with ``cfg.DATASETS.SYNTHETIC.{SEED, NUM_TRAIN, NUM_VAL, NUM_TEST, IMAGE_SIZE}``;
+    ``MULTI_GRIP > 0`` selects the multi-grip variant of the benchmark (its own folders)."""
     d = benchmark_defaults_from_cfg(cfg)
+    profile = multi_grip_profile(float(cfg.DATASETS.SYNTHETIC.get("MULTI_GRIP", 0.0)))
     return register_synthetic(d["seed"], d["num_train"], d["num_val"], d["num_test"], d["image_size"], root=root,
-                              prefix=prefix)
+                              prefix=prefix, profile=profile)
 
 
 # Real datasets, relative to $DETECTRON2_DATASETS. Registration is lazy: nothing is read until a split is used,

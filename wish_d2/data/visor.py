@@ -40,8 +40,10 @@ Ground truth
   key, else the hand's own. The value is an entity id of the same frame, or a sentinel: ``hand-not-in-contact``,
   ``glove-not-in-contact``, ``none-of-the-above`` (no contact), ``inconclusive`` (no contact and flagged; the
   frame is dropped when ``drop_inconclusive``). A hand pointing at its own glove carries no object information.
-* One annotation per hand with an object: category 0 ``left`` / 1 ``right``; if both hands reference the same
-  entity, ONE annotation with category 2 ``both``. ``noun`` is the entity name as a phrase.
+  A list of entity ids (an extension VISOR itself does not use; the synthetic multi-grip frames write it) names
+  several objects held by one hand; a listed id that is missing or has no polygon drops the frame.
+* One annotation per hand with an object (per object, for a list): category 0 ``left`` / 1 ``right``; if both hands
+  reference the same entity, ONE annotation with category 2 ``both``. ``noun`` is the entity name as a phrase.
   ``contact_parts_only`` keeps only the object's polygons that touch the hand mask dilated by
   ``contact_dilation`` px (what VISOR-HOS does), all of them if none touches.
 * Masks are COCO RLE (``counts`` str) rasterised from the polygons of the hands and in-contact objects only

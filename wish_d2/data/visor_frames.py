@@ -290,7 +290,8 @@ class VisorFrameParser:
             self.skips.note("hand without in_contact_object (no contact)", where)
             return None, True
         value = source.get("in_contact_object")
-        return value, value is None or _is_id(value)
+        several = isinstance(value, list) and bool(value) and all(_is_id(v) for v in value)
+        return value, value is None or _is_id(value) or several
 
     def _contacts(self, name, ents, hands, gloves, where) -> Optional[Dict[str, Optional[str]]]:
         hand_ids = {str(e["id"]) for side in ("left", "right") for e in hands[side] + gloves[side]}
@@ -304,6 +305,15 @@ class VisorFrameParser:
                 return None
             if value is None:
                 contact[side] = None
+                continue
+            if isinstance(value, list):  # several objects in one hand (the synthetic multi-grip world)
+                ids = tuple(dict.fromkeys(str(v).strip() for v in value))
+                bad = next((v for v in ids if v not in ents or not ents[v]["polygons"]), None)
+                if bad is not None:
+                    self.skips.skip("in_contact_object lists an entity that is missing or has no valid polygon "
+                                    "(frame dropped)", f"{where}:{bad}")
+                    return None
+                contact[side] = tuple(v for v in ids if v not in hand_ids) or None
                 continue
             value = str(value).strip()
             if value in NO_CONTACT:
@@ -335,11 +345,13 @@ class VisorFrameParser:
         return polygons_to_rle(polys, h, w)
 
     def _annotations(self, contact, ents, hand_rles, where, h, w) -> Optional[List[Dict]]:
-        left, right = contact.get("left"), contact.get("right")
-        if left is not None and left == right:
-            todo = [(left, ("left", "right"), "both")]
-        else:
-            todo = [(eid, (side,), side) for side, eid in (("left", left), ("right", right)) if eid is not None]
+        # an object both hands name is one "both" annotation; every other object is its hand's (a hand with
+        # several objects gets one annotation each, so its class covers their union)
+        ids = {s: (v,) if isinstance(v, str) else tuple(v or ()) for s, v in contact.items()}
+        left, right = ids.get("left", ()), ids.get("right", ())
+        todo = [(eid, ("left", "right"), "both") for eid in left if eid in right]
+        todo += [(eid, (side,), side) for side, own in (("left", left), ("right", right)) for eid in own
+                 if eid not in left or eid not in right]
         annotations = []
         for eid, sides, cat in todo:
             rle = self._object_rle(ents[eid]["polygons"], sides, hand_rles, h, w)

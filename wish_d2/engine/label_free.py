@@ -81,8 +81,9 @@ def label_free_contact_threshold(cfg, model, splits: Sequence[str], method: Opti
     split = splits[0]
     probs = []
     for _, c, a, ov, hp, _ in split_scores(cfg, model, split):
+        first = {k: v for k, v in rule.items() if k not in ("max_objects", "extra_threshold")}  # first objects
         sel = select_per_hand(c[None], a[None], ov[None], hp[None], contact_threshold=0.0,
-                              **{**rule, "both_rule": False})
+                              **{**first, "both_rule": False})
         probs += [float(p) for o, p in zip(sel.obj_idx[0], sel.prob[0]) if int(o) >= 0]
     scores = torch.tensor(probs, dtype=torch.float64)
     t = otsu_threshold(scores)

@@ -22,6 +22,7 @@ from .calibration import (CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt
                           selection_emiou)
 from .checkpoint import check_init_weights
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
+from .extra_objects import calibrate_extra_contact_threshold, calibrate_extra_pseudo_threshold
 from .label_free import label_free_contact_threshold, label_free_pseudo_threshold
 from .trainer import WISHTrainer
 
@@ -102,8 +103,13 @@ def pseudo_selection(label) -> List:
     """Pseudo-label of one image -> (proposal, class, score) instances; one object for both hands is ``both``."""
     objs, scores = [int(o) for o in label.obj_idx], [float(s) for s in label.score]
     if objs[0] >= 0 and objs[0] == objs[1]:
-        return [(objs[0], 2, (scores[0] + scores[1]) / 2)]
-    return [(o, s, sc) for s, (o, sc) in enumerate(zip(objs, scores)) if o >= 0]
+        out = [(objs[0], 2, (scores[0] + scores[1]) / 2)]
+    else:
+        out = [(o, s, sc) for s, (o, sc) in enumerate(zip(objs, scores)) if o >= 0]
+    if label.extra_idx is not None:  # further objects, each in its hand's class
+        out += [(int(o), s, float(sc)) for s in (0, 1) for o, sc in zip(label.extra_idx[s], label.extra_score[s])
+                if int(o) >= 0]
+    return out
 
 
 @torch.no_grad()
@@ -165,6 +171,9 @@ def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
 def write_pseudo_labels(labels, path: str, threshold: float) -> Dict[str, List[int]]:
     table = {i: {"objects": [int(o) for o in lab.obj_idx], "scores": [float(s) for s in lab.score],
                  "phrases": [int(p) for p in lab.phrase_idx]} for i, lab, _ in labels}
+    for i, lab, _ in labels:  # several objects per hand: each hand's further objects (-1 = none)
+        if lab.extra_idx is not None:
+            table[i]["extra"] = [[int(o) for o in hand] for hand in lab.extra_idx]
     write_json({"threshold": threshold, "labels": table}, path)
     return {i: v["objects"] for i, v in table.items()}
 
@@ -195,7 +204,7 @@ def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str]
     method = method or heads.method
     gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
     scores = split_scores(cfg, model, val_name)
-    rule = heads.selection_rule(method)
+    rule = {**heads.selection_rule(method), "max_objects": 1}  # the first object's threshold, alone
     memo = {}
 
     def val_emiou(t):
@@ -244,6 +253,9 @@ def run_pipeline(cfg, resume: bool = False, allow_partial_weights: bool = False)
                 raise ValueError("MODEL.WISH.PSEUDO.THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
             threshold = calibrate_pseudo_threshold(c1, model, val)
         unwrap_model(model).roi_heads.pseudo_threshold.fill_(threshold)
+        if w.MAX_OBJECTS_PER_HAND > 1 and float(w.PSEUDO.EXTRA_THRESHOLD) < 0:
+            unwrap_model(model).roi_heads.extra_pseudo_threshold.fill_(
+                calibrate_extra_pseudo_threshold(c1, model, val, threshold))
         labels = []
         for name in cfg.DATASETS.TRAIN:
             labels += pseudo_label_split(c1, model, name)
@@ -268,6 +280,12 @@ def run_pipeline(cfg, resume: bool = False, allow_partial_weights: bool = False)
         if val is None:
             raise ValueError("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
         unwrap_model(model).roi_heads.contact_threshold.fill_(calibrate_contact_threshold(c2, model, val))
+    if w.MAX_OBJECTS_PER_HAND > 1 and float(w.INFERENCE.EXTRA_CONTACT_THRESHOLD) < 0:
+        if val is None:
+            raise ValueError("MODEL.WISH.INFERENCE.EXTRA_CONTACT_THRESHOLD < 0 asks for calibration, but "
+                             "DATASETS.VAL is empty")
+        unwrap_model(model).roi_heads.extra_contact_threshold.fill_(
+            calibrate_extra_contact_threshold(c2, model, val))
     timings["stage2_s"] = time.perf_counter() - t0
     final = os.path.join(root, "model_final.pth")
     if comm.is_main_process():

@@ -2,7 +2,9 @@
 ``OUTPUT_DIR/pseudo_labels.json``, written by ``pipeline.write_pseudo_labels``).
 
 Format: ``{"threshold": float, "labels": {image_id: {"objects": [left, right], "scores": [..], "phrases": [..]}}}``,
-where ``objects`` are proposal indices of the image, ``-1`` for "no object". The file may come from elsewhere (a
+where ``objects`` are proposal indices of the image, ``-1`` for "no object". With several objects per hand an entry
+also holds ``"extra": [[left further objects], [right further objects]]`` (equal lengths, ``-1`` padded); its
+targets are then the rows ``[[left, right], [left 2nd, right 2nd], ...]``. The file may come from elsewhere (a
 user's own labels), so everything is checked before it reaches the loss: the structure and types when it is read,
 the coverage of the training set in :meth:`PseudoLabels.coverage`, and each index against its image's proposals
 in :meth:`PseudoLabels.targets` (an index past them would otherwise supervise a padding slot of the batch).
@@ -46,11 +48,13 @@ class PseudoLabels(dict):
     def targets(self, image_id, num_proposals: int) -> List[int]:
         """The image's ``[left, right]`` proposal indices; an index past its ``num_proposals`` raises."""
         objs = self.get(str(image_id), [-1, -1])
-        for side, o in zip(("left", "right"), objs):
-            if o >= num_proposals:
-                raise DataFormatError(f"{self.path} (image {str(image_id)!r}): the {side} object is proposal {o}, "
-                                      f"but the image has {num_proposals} proposal(s) ({KEY}; labels of other "
-                                      "proposals?)")
+        rows = objs if objs and isinstance(objs[0], list) else [objs]
+        for row in rows:
+            for side, o in zip(("left", "right"), row):
+                if o >= num_proposals:
+                    raise DataFormatError(f"{self.path} (image {str(image_id)!r}): the {side} object is proposal {o}, "
+                                          f"but the image has {num_proposals} proposal(s) ({KEY}; labels of other "
+                                          "proposals?)")
         return objs
 
 
@@ -78,5 +82,14 @@ def load_pseudo_labels(path: str) -> PseudoLabels:
         if not isinstance(objs, list) or len(objs) != 2 or not all(_is_index(o) for o in objs):
             raise DataFormatError(f"{where}: \"objects\" must be [left, right] proposal indices (-1 = none), got "
                                   f"{str(objs)[:60]}")
-        table[str(image_id)] = [int(o) for o in objs]
+        row = [int(o) for o in objs]
+        extra = entry.get("extra")
+        if extra:
+            if not (isinstance(extra, list) and len(extra) == 2 and all(isinstance(e, list) for e in extra)
+                    and len(extra[0]) == len(extra[1]) and all(_is_index(o) for e in extra for o in e)):
+                raise DataFormatError(f"{where}: \"extra\" must be [[left further objects], [right further "
+                                      f"objects]] of equal length (-1 = none), got {str(extra)[:60]}")
+            table[str(image_id)] = [row, *map(list, zip(*extra))]
+        else:
+            table[str(image_id)] = row
     return PseudoLabels(path, table)

@@ -11,6 +11,7 @@ Output layout of ``run_table(cfg, DIR, seeds)``::
     DIR/seed<k>/wish/{stage1,stage2}/         WISH's training runs (the rows read off WISH load its model_final.pth)
     DIR/seed<k>/<ablation>/{stage1,stage2}/   the training runs of the rows that train their own pipeline
 """
+import json
 import logging
 import multiprocessing
 import os
@@ -25,7 +26,7 @@ from torch import nn
 from ..modeling.meta_arch import selections_to_instances
 from ..pretrain.zero_shot import encoder_report
 from ..utils.atomic import atomic_path, write_json
-from .data import cache_root, ensure_feature_cache, iterate_cached
+from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
 from .pipeline import (unwrap_model, calibrate_contact_threshold, evaluate, pseudo_selection, run_pipeline,
                        stage_cfg)
 from .trainer import WISHTrainer
@@ -53,6 +54,7 @@ ABLATIONS = {
 OPTIONAL_ROWS = {
     "wish_stage1_paper": ("MODEL.WISH.STAGE1.PAIR_VISUAL", "all"),  # Stage 1 reads [v_i ; v_s ; u] as the paper does
     "wish_label_free": ("MODEL.WISH.CALIBRATION", "label_free"),  # thresholds without any pixel label
+    "wish_multi": ("MODEL.WISH.MAX_OBJECTS_PER_HAND", "2"),  # up to two objects per hand (multi-grip worlds)
 }
 ABLATIONS.update(OPTIONAL_ROWS)
 # Every row of the table, in the order it is printed; DEFAULT_METHODS: the rows run when none are named.
@@ -195,11 +197,38 @@ def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Opt
         res.update(r)
         times[f"{g}_s" if g != "wish" else "wish_and_baselines_s"] = seconds
     res = {m: res[m] for m in methods if m in res}
+    add_subsets(cfg, out, res)
     res["_timings"] = times
     encoder = encoder_report(cfg)  # after every row, so it cannot touch their random streams
     if encoder is not None:
         res["encoder"] = encoder
     return res
+
+
+def add_subsets(cfg, out: str, res: Dict[str, Dict]) -> None:
+    """On a test split with multi-object frames, each row gains ``"subsets": {"single": {...}, "multi": {...}}``
+    (:mod:`wish_d2.evaluation.subsets`) from its predictions export; other splits are left as they are."""
+    from ..evaluation.inhand_evaluator import PREDICTIONS_FILE
+    from ..evaluation.subsets import has_multi_object_frames, subset_metrics
+
+    test = cfg.DATASETS.TEST[0]
+    dicts = dataset_dicts(test)
+    if not has_multi_object_frames(dicts):
+        return
+    for row, metrics in res.items():
+        path = os.path.join(out, row, "inference", test, PREDICTIONS_FILE)
+        if os.path.isfile(path):
+            with open(path) as f:
+                metrics["subsets"] = subset_metrics(json.load(f), dicts)
+
+
+def _mean_rows(rows):
+    """Means over seeds of each metric, and of each subset's metrics."""
+    out = {k: float(np.mean([r[k] for r in rows if k in r])) for k in rows[0] if k != "subsets"}
+    if all("subsets" in r for r in rows):
+        out["subsets"] = {s: {k: float(np.mean([r["subsets"][s][k] for r in rows if k in r["subsets"][s]]))
+                              for k in rows[0]["subsets"][s]} for s in rows[0]["subsets"]}
+    return out
 
 
 def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequence[str]] = None,
@@ -226,7 +255,7 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
     for m in methods:
         rows = [per_seed[s][m] for s in seeds if m in per_seed[s]]
         if rows:
-            results[m] = {k: float(np.mean([r[k] for r in rows if k in r])) for k in rows[0]}
+            results[m] = _mean_rows(rows)
     top1 = [per_seed[s]["encoder"]["zero_shot_top1"] for s in seeds if per_seed[s].get("encoder")]
     if top1 and all(t is not None for t in top1):
         results["encoder"] = {"zero_shot_top1": float(np.mean(top1))}
@@ -255,6 +284,14 @@ def format_table(results: Dict) -> str:
         pct = f"{100 * r['E-mIoU'] / sup:.0f}%" if sup else "-"
         cells = [f"{r[k]:.1f}" if k in r else "-" for k in KEYS]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {pct} |")
+    subsets = [m for m in METHODS if "subsets" in results.get(m, {})]
+    if subsets:
+        lines += ["", "E-mIoU by frame subset (single: every hand holds at most one object; multi: a hand holds two):",
+                  "", "| method | all frames | single-object frames | multi-object frames |", "|---|---|---|---|"]
+        for m in subsets:
+            sub = results[m]["subsets"]
+            cells = [results[m].get("E-mIoU")] + [sub[s].get("E-mIoU") for s in ("single", "multi")]
+            lines.append(f"| {m} | " + " | ".join("-" if v is None else f"{v:.1f}" for v in cells) + " |")
     if len(seeds) > 1:
         lines += ["", "Per seed E-mIoU:", "",
                   "| method | " + " | ".join(f"seed {s}" for s in seeds) + " |",

@@ -20,18 +20,25 @@ Matching probabilities: ``softmax_i(a)`` over the valid objects, or, with ``null
 trained with a "no object" option, see ``losses.matching_loss``), the softmax over objects and "no object",
 restricted to the objects: then ``softmax(a)_i`` is an absolute probability that the hand holds i.
 
+Several objects per hand (``max_objects > 1``, ``MODEL.WISH.MAX_OBJECTS_PER_HAND``): the rule above picks a hand's
+first object; contactness then admits further ones, one at a time, each the object of highest ``sigmoid(c)`` that
+no hand has taken, while it clears ``extra_threshold`` (calibrated like theta). A hand without a kept first object
+takes none. Each further object is an instance of its hand's class, so the hand's class covers the union of its
+masks. "matching_only" has no contactness and keeps one object. With ``max_objects = 1`` nothing of this runs.
+
 Score of an instance = mean of the contributing hands' probabilities, where a hand's probability is the value its
 keep decision thresholds: ``q`` for "wish"/product, ``sigmoid(c)`` for "wish"/chain and "contactness_only", and
 ``softmax_i(a)_{i*}`` for "matching_only" (always kept).
 """
 from dataclasses import dataclass
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import torch
 
 from .losses import NEG, null_padded_logits
 
-__all__ = ["METHODS", "FUSIONS", "HandSelection", "select_per_hand", "combine_hands", "select_in_hand"]
+__all__ = ["METHODS", "FUSIONS", "HandSelection", "select_per_hand", "select_extra", "combine_hands",
+           "select_in_hand"]
 
 METHODS = ("wish", "matching_only", "contactness_only")
 FUSIONS = ("product", "chain")
@@ -105,12 +112,48 @@ def select_per_hand(
     return HandSelection(idx, keep, torch.where(has, prob, torch.zeros_like(prob)), extra)
 
 
-def combine_hands(obj_idx: torch.Tensor, keep: torch.Tensor, prob: torch.Tensor) -> List[Tuple[int, int, float]]:
-    """One image's ``[2]`` decisions -> ``[(obj_idx, class_id, score)]``; class 0 left, 1 right, 2 both."""
+def select_extra(contact_logits: torch.Tensor, sel: HandSelection, obj_valid: torch.Tensor, max_objects: int,
+                 threshold: float) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Further objects of each hand that kept a first one (module docstring): ``(extra_idx, extra_prob)``, both
+    ``[B, 2, max_objects - 1]``; ``extra_idx`` -1 where none is admitted, ``extra_prob`` the candidate's
+    ``sigmoid(c)`` (0 where the hand has none), so ``threshold=0`` lists every hand's candidates."""
+    B, N, _ = contact_logits.shape
+    E = max(0, int(max_objects) - 1)
+    idx = torch.full((B, 2, E), -1, dtype=torch.long, device=contact_logits.device)
+    probs = torch.zeros((B, 2, E), device=contact_logits.device)
+    if E == 0 or N == 0:
+        return idx, probs
+    c = torch.sigmoid(contact_logits.float()).masked_fill(~obj_valid.bool()[:, :, None], -1.0)
+    rows = torch.arange(B, device=c.device)
+    active = sel.keep & (sel.obj_idx >= 0)
+    taken = torch.zeros((B, N), dtype=torch.bool, device=c.device)
+    for h in (0, 1):
+        taken[rows[active[:, h]], sel.obj_idx[active[:, h], h]] = True
+    for k in range(E):
+        for h in (0, 1):
+            best, i = c[:, :, h].masked_fill(taken, -1.0).max(dim=1)
+            has = active[:, h] & (best >= 0)
+            probs[:, h, k] = torch.where(has, best, torch.zeros_like(best))
+            acc = has & (best >= threshold)
+            idx[:, h, k] = torch.where(acc, i, torch.full_like(i, -1))
+            taken[rows[acc], i[acc]] = True
+            active[:, h] = acc  # a hand stops at its first refusal
+    return idx, probs
+
+
+def combine_hands(obj_idx: torch.Tensor, keep: torch.Tensor, prob: torch.Tensor,
+                  extra_idx: Optional[torch.Tensor] = None, extra_prob: Optional[torch.Tensor] = None
+                  ) -> List[Tuple[int, int, float]]:
+    """One image's ``[2]`` decisions (and ``[2, K-1]`` further objects) -> ``[(obj_idx, class_id, score)]``; class
+    0 left, 1 right, 2 both. Further objects follow the first ones, each in its hand's class."""
     kept = [s for s in (0, 1) if bool(keep[s]) and int(obj_idx[s]) >= 0]
     if len(kept) == 2 and int(obj_idx[0]) == int(obj_idx[1]):
-        return [(int(obj_idx[0]), CLASS_BOTH, float(prob[0] + prob[1]) / 2.0)]
-    return [(int(obj_idx[s]), s, float(prob[s])) for s in kept]
+        out = [(int(obj_idx[0]), CLASS_BOTH, float(prob[0] + prob[1]) / 2.0)]
+    else:
+        out = [(int(obj_idx[s]), s, float(prob[s])) for s in kept]
+    if extra_idx is not None:
+        out += [(int(i), s, float(p)) for s in (0, 1) for i, p in zip(extra_idx[s], extra_prob[s]) if int(i) >= 0]
+    return out
 
 
 def select_in_hand(
@@ -123,11 +166,17 @@ def select_in_hand(
     fusion: str = "product",
     both_rule: bool = True,
     null_class: bool = False,
+    max_objects: int = 1,
+    extra_threshold: float = 0.5,
 ) -> List[Tuple[int, int, float]]:
     """One image: ``contact_logits, match_logits [N, 2]``, ``obj_valid [N]``, ``hand_present [2]`` ->
-    ``[(obj_idx, class_id, score)]`` (at most one instance per hand; a shared object is one "both" instance)."""
+    ``[(obj_idx, class_id, score)]`` (at most ``max_objects`` instances per hand; a shared object is one "both"
+    instance)."""
     sel = select_per_hand(
         contact_logits[None], match_logits[None], obj_valid[None], hand_present[None],
         method, contact_threshold, fusion, both_rule, null_class,
     )
-    return combine_hands(sel.obj_idx[0], sel.keep[0], sel.prob[0])
+    if max_objects <= 1 or method == "matching_only":
+        return combine_hands(sel.obj_idx[0], sel.keep[0], sel.prob[0])
+    extra_idx, extra_prob = select_extra(contact_logits[None], sel, obj_valid[None], max_objects, extra_threshold)
+    return combine_hands(sel.obj_idx[0], sel.keep[0], sel.prob[0], extra_idx[0], extra_prob[0])

@@ -33,7 +33,8 @@ class WISHROIHeads(nn.Module):
                  supervision: str = "pseudo", method: str = "wish", fusion: str = "product",
                  temperature: float = 0.07, loss_weights: Optional[Dict[str, float]] = None,
                  pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True,
-                 match_null: bool = False, touching_pairs_only: bool = False):
+                 match_null: bool = False, touching_pairs_only: bool = False, max_objects: int = 1,
+                 extra_pseudo_threshold: float = -1.0, extra_contact_threshold: float = -1.0):
         super().__init__()
         if method not in METHODS:
             raise ValueError(f"MODEL.WISH.METHOD={method!r} is not one of {METHODS}")
@@ -57,6 +58,12 @@ class WISHROIHeads(nn.Module):
         # Calibrated thresholds (< 0 means "not calibrated yet"; the pipeline calibrates them on val).
         self.register_buffer("pseudo_threshold", torch.tensor(float(pseudo_threshold)))
         self.register_buffer("contact_threshold", torch.tensor(float(contact_threshold)))
+        # Several objects per hand: the further objects' own thresholds. Registered only then, so a one-object
+        # model's checkpoint keeps its keys.
+        self.max_objects = int(max_objects)
+        if self.max_objects > 1:
+            self.register_buffer("extra_pseudo_threshold", torch.tensor(float(extra_pseudo_threshold)))
+            self.register_buffer("extra_contact_threshold", torch.tensor(float(extra_contact_threshold)))
         self.set_trainable(stage)
 
     @classmethod
@@ -81,6 +88,9 @@ class WISHROIHeads(nn.Module):
             "both_rule": w.PSEUDO.BOTH_RULE,
             "match_null": w.STAGE2.MATCH_NULL,
             "touching_pairs_only": w.STAGE1.TOUCHING_PAIRS_ONLY,
+            "max_objects": w.MAX_OBJECTS_PER_HAND,
+            "extra_pseudo_threshold": w.PSEUDO.EXTRA_THRESHOLD,
+            "extra_contact_threshold": w.INFERENCE.EXTRA_CONTACT_THRESHOLD,
         }
 
     def set_trainable(self, stage: str) -> None:
@@ -103,6 +113,9 @@ class WISHROIHeads(nn.Module):
             if pair_obj is None:
                 raise ValueError("Stage 2 with SUPERVISION=pseudo needs pseudo-labels ('wish_targets' in the "
                                  "inputs); run Stage 1 and pseudo-labelling first (MODEL.WISH.STAGE all)")
+            extra = None
+            if pair_obj.dim() == 3:  # [B, K, 2]: first objects, then each hand's further ones (contact targets)
+                pair_obj, extra = pair_obj[:, 0], pair_obj[:, 1:]
             contact_logits, match_logits = self.heads(batch["v"], batch["v_hands"], batch["geom"],
                                                       batch.get("v_contact"))
             valid = batch["obj_valid"][:, :, None] & batch["hand_present"][:, None, :]
@@ -110,6 +123,9 @@ class WISHROIHeads(nn.Module):
             has = pair_obj >= 0
             b, s = torch.nonzero(has, as_tuple=True)
             contact_target[b, pair_obj[b, s], s] = 1.0
+            if extra is not None:
+                b, k, s = torch.nonzero(extra >= 0, as_tuple=True)
+                contact_target[b, extra[b, k, s], s] = 1.0
             if "contact" in self.loss_weights:
                 losses["loss_contact"] = self.loss_weights["contact"] * contact_loss(
                     contact_logits, contact_target, valid)
@@ -148,13 +164,21 @@ class WISHROIHeads(nn.Module):
         pairs = self.stage1_pairs(batch)
         return s if pairs is None else s.masked_fill(~pairs[:, :, None, :], NEG)  # NEG: no candidate
 
+    def pseudo_rule(self) -> Dict:
+        """Keyword arguments of :func:`.pseudo_labels.assign_pseudo_labels` besides the threshold."""
+        rule = {"both_rule": self.both_rule}
+        if self.max_objects > 1:
+            rule.update(max_objects=self.max_objects, extra_threshold=float(self.extra_pseudo_threshold))
+        return rule
+
     @torch.no_grad()
     def pseudo_label(self, batch, threshold: Optional[float] = None) -> List:
-        """Per image, Stage 1's one-object-per-hand pseudo-labels with their scores (narrations needed)."""
+        """Per image, Stage 1's pseudo-labels (at most MAX_OBJECTS_PER_HAND per hand) with their scores
+        (narrations needed)."""
         s = self.pseudo_scores(batch)
         t = float(self.pseudo_threshold if threshold is None else threshold)
         return [assign_pseudo_labels(s[b], batch["obj_valid"][b], batch["phrase_valid"][b], batch["hand_present"][b],
-                                     threshold=t, both_rule=self.both_rule) for b in range(len(s))]
+                                     threshold=t, **self.pseudo_rule()) for b in range(len(s))]
 
     # ---- inference -----------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -177,8 +201,13 @@ class WISHROIHeads(nn.Module):
         """Keyword arguments of :func:`.inference.select_in_hand` for ``method`` (default: the configured one)."""
         method = method or self.method
         baseline = method in BASELINES  # raw scores, always kept (matching-only rule)
-        return {"method": "matching_only" if baseline else method, "fusion": self.fusion,
+        rule = {"method": "matching_only" if baseline else method, "fusion": self.fusion,
                 "both_rule": self.both_rule, "null_class": self.match_null and not baseline}
+        if self.max_objects > 1 and not baseline:  # further objects by contactness (matching_only has none)
+            theta = float(self.extra_contact_threshold)
+            rule.update(max_objects=self.max_objects,
+                        extra_threshold=UNCALIBRATED_CONTACT_THRESHOLD if theta < 0 else theta)
+        return rule
 
     @torch.no_grad()
     def inference(self, batch, method: Optional[str] = None, contact_threshold: Optional[float] = None):

@@ -16,6 +16,7 @@ from .profiles import (
     benchmark_defaults,
     benchmark_defaults_from_cfg,
     get_profile,
+    multi_grip_profile,
 )
 from .realistic import render_realistic_frame
 from .render import render_frame
@@ -36,6 +37,7 @@ __all__ = [
     "CHEST_PROFILE",
     "PROFILES",
     "get_profile",
+    "multi_grip_profile",
     "benchmark_defaults",
     "benchmark_defaults_from_cfg",
     "split_dir",

@@ -26,9 +26,12 @@ def visor_entities(frame: Dict) -> List[Dict]:
         if hand is None:
             continue
         held = frame["all_hands"][side].get("held")
+        contact = held["eid"] if held is not None else "hand-not-in-contact"
+        extra = frame["all_hands"][side].get("held_extra")
+        if held is not None and extra:  # a multi-grip hand lists every object it holds
+            contact = [held["eid"]] + [o["eid"] for o in extra]
         out.append({"id": 1000 + k, "name": f"{side} hand", "class_id": 300 + k, "segments": hand["polys"],
-                    "exhaustive": "y",
-                    "in_contact_object": held["eid"] if held is not None else "hand-not-in-contact"})
+                    "exhaustive": "y", "in_contact_object": contact})
     return out
 
 
@@ -48,6 +51,9 @@ def gt_record(frame: Dict, H: int, W: int) -> Tuple[List[Dict], List[Dict], Dict
             if o is not None:
                 anns.append(make_annotation(xy_polygons_to_rle(o["polys"], H, W), CATEGORY_IDS[side],
                                             CATEGORIES[o["cat"]].name))
+                for extra in frame["all_hands"][side].get("held_extra", ()):  # multi-grip: one annotation each
+                    anns.append(make_annotation(xy_polygons_to_rle(extra["polys"], H, W), CATEGORY_IDS[side],
+                                                CATEGORIES[extra["cat"]].name))
     return hands, anns, held
 
 

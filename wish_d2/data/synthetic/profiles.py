@@ -2,7 +2,7 @@
 ``make demo`` table); ``realistic`` has the scale of real data (1080p frames, 40-100 SAM-like proposals, every
 visible object annotated) for benchmarks and scale tests. The default benchmark's seed, split sizes and frame
 size have one source, ``cfg.DATASETS.SYNTHETIC`` of :func:`wish_d2.add_wish_config`."""
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Tuple, Union
 
 from detectron2.config import get_cfg
@@ -11,7 +11,7 @@ from ...config import add_wish_config
 from .scene import FREE_COUNTS
 
 __all__ = ["SyntheticProfile", "benchmark_defaults", "benchmark_defaults_from_cfg", "DEFAULT_PROFILE",
-           "REALISTIC_PROFILE", "CHEST_PROFILE", "PROFILES", "get_profile"]
+           "REALISTIC_PROFILE", "CHEST_PROFILE", "PROFILES", "get_profile", "multi_grip_profile"]
 
 
 def benchmark_defaults_from_cfg(cfg) -> Dict:
@@ -42,12 +42,19 @@ class SyntheticProfile:
     image_format: str = "png"  # png (lossless, the benchmark) or jpg (like EPIC-Kitchens frames)
     jpeg_quality: int = 90  # jpg only
     camera: str = "head"  # benchmark renderer: where arms enter (synthetic.hands.CAMERAS); "chest" crosses the midline
+    multi_grip: float = 0.0  # share of one-hand grips that hold a second object (``scene.sample_scene``)
 
     def marker(self) -> Dict:
-        """What a completed split records about its profile (compared before reusing a folder)."""
-        return {"name": self.name, "image_format": self.image_format, "work_scale": self.work_scale,
-                "num_proposals": list(self.num_proposals), "free_counts": list(self.free_counts),
-                "jpeg_quality": self.jpeg_quality, **({"camera": self.camera} if self.camera != "head" else {})}
+        """What a completed split records about its profile (compared before reusing a folder). Options at their
+        defaults are left out, so the markers of existing splits stay valid."""
+        marker = {"name": self.name, "image_format": self.image_format, "work_scale": self.work_scale,
+                  "num_proposals": list(self.num_proposals), "free_counts": list(self.free_counts),
+                  "jpeg_quality": self.jpeg_quality}
+        if self.camera != "head":
+            marker["camera"] = self.camera
+        if self.multi_grip:
+            marker["multi_grip"] = self.multi_grip
+        return marker
 
 
 DEFAULT_PROFILE = SyntheticProfile(name="default", image_size=benchmark_defaults()["image_size"])
@@ -63,6 +70,16 @@ REALISTIC_PROFILE = SyntheticProfile(
 #: The benchmark's frames seen from a chest-mounted camera (the hand-detector stress test, tools/hand_benchmark.py).
 CHEST_PROFILE = SyntheticProfile(name="chest", image_size=DEFAULT_PROFILE.image_size, camera="chest")
 PROFILES = {p.name: p for p in (DEFAULT_PROFILE, REALISTIC_PROFILE, CHEST_PROFILE)}
+
+
+def multi_grip_profile(share: float, base: SyntheticProfile = None) -> SyntheticProfile:
+    """``base`` (default: the benchmark's) with ``share`` of the one-hand grips holding a second object; its own
+    folders (``multigrip<share>``). A share of 0 returns ``base`` itself, bytes unchanged."""
+    base = DEFAULT_PROFILE if base is None else base
+    if not share:
+        return base
+    name = f"multigrip{share:g}" if base.name == "default" else f"{base.name}_multigrip{share:g}"
+    return replace(base, name=name, multi_grip=float(share))
 
 
 def get_profile(profile: Union[str, SyntheticProfile, None]) -> SyntheticProfile:

@@ -123,7 +123,7 @@ def render_realistic_frame(seed: int, split: str, index: int, height: int, width
     H, W = int(height), int(width)
     h, w = max(32, round(H / profile.work_scale)), max(32, round(W / profile.work_scale))
     sx, sy = W / w, H / h
-    img, label, hands, ents = paint_scene(rng, h, w, profile.free_counts)
+    img, label, hands, ents = paint_scene(rng, h, w, profile.free_counts, multi_grip=profile.multi_grip)
     img = cv2.resize(apply_lighting(img, rng), (W, H), interpolation=cv2.INTER_LINEAR)
     if profile.image_format == "jpg":
         ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, int(profile.jpeg_quality)])

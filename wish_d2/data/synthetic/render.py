@@ -34,13 +34,15 @@ def draw_object(img, label, obj):
             cv2.ellipse(img, ((float(ctr[0]), float(ctr[1])), (2 * r, 2 * r), 0.0), part[3], -1, cv2.LINE_AA)
 
 
-def paint_scene(rng, H: int, W: int, free_counts: Sequence[float] = FREE_COUNTS, camera: str = "head"):
+def paint_scene(rng, H: int, W: int, free_counts: Sequence[float] = FREE_COUNTS, camera: str = "head",
+                multi_grip: float = 0.0):
     """Background, then the painter's order: resting objects, arms and palms, held objects, fingers and thumbs.
-    Returns ``(image, label map, hands, objects)``; object ``k`` of the list has label ``k + 1``, hands 1000/1001."""
+    Returns ``(image, label map, hands, objects)``; object ``k`` of the list has label ``k + 1``, hands 1000/1001.
+    ``multi_grip``: see :func:`.scene.sample_scene`."""
     S = float(min(H, W))
     img = np.clip(counter_background(rng, H, W) + 0.5, 0, 255).astype(np.uint8)
     label = np.zeros((H, W), np.int32)
-    hands, held, resting = sample_scene(rng, H, W, S, free_counts, camera)
+    hands, held, resting = sample_scene(rng, H, W, S, free_counts, camera, multi_grip)
 
     ents: List[Dict] = []  # objects in drawing order; label id = position + 1
     for obj in resting + held:
@@ -103,6 +105,12 @@ def visible_entities(label: np.ndarray, hands: Dict, ents: List[Dict], min_area:
         if hand.get("held") is not None and (side not in vis_hands or not hand["held"].get("polys")
                                              or all(hand["held"] is not o for o in vis_objs)):
             hand["held"] = None
+    for side, hand in hands.items():  # multi-grip: a second object counts only while it and the hand are visible
+        if "held_extra" in hand:
+            extra = [o for o in hand["held_extra"] if side in vis_hands and any(o is v for v in vis_objs)]
+            if hand.get("held") is None and side in vis_hands and extra:
+                hand["held"] = extra.pop(0)
+            hand["held_extra"] = extra
     for k, o in enumerate(vis_objs):
         o["eid"] = k + 1
     return vis_objs, vis_hands
@@ -115,16 +123,18 @@ def touching(masks: List[np.ndarray]) -> List[List[int]]:
     return [[j for j in range(len(masks)) if j != i and (dil[i] & masks[j]).any()] for i in range(len(masks))]
 
 
-def render_frame(seed: int, split: str, index: int, height: int, width: int, camera: str = "head") -> Dict:
+def render_frame(seed: int, split: str, index: int, height: int, width: int, camera: str = "head",
+                 multi_grip: float = 0.0) -> Dict:
     """Render one benchmark frame. Returns ``{"image": PNG bytes, "image_ext": ".png", "objects": [...],
     "hands": {side: hand}, "all_hands": {side: hand}, "proposals": [RLE], "scores": [...], "label_shape": (H, W),
     "area_scale": 1}``: visible
     objects and hands carry ``mask`` and ``polys`` (objects also ``cat`` and ``eid``); ``all_hands`` includes
-    hands that ended up invisible, with ``held`` the object they hold or ``None``. ``camera``: see
-    :data:`~.hands.CAMERAS` (``head`` is the benchmark)."""
+    hands that ended up invisible, with ``held`` the object they hold or ``None`` (and, in multi-grip frames,
+    ``held_extra``: the further objects of the grip). ``camera``: see :data:`~.hands.CAMERAS` (``head`` is the
+    benchmark)."""
     rng = np.random.default_rng([seed, SPLITS[split], index])
     H, W = int(height), int(width)
-    img, label, hands, ents = paint_scene(rng, H, W, camera=camera)
+    img, label, hands, ents = paint_scene(rng, H, W, camera=camera, multi_grip=multi_grip)
     img = apply_lighting(img, rng)
     ok, png = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
     if not ok:

@@ -58,14 +58,32 @@ def place_held(rng, obj, hand):
     set_grip_fingers(hand, obj)
 
 
+def place_second_held(rng, first, hand, S):
+    """A second object in the same grip (multi-grip frames): a small item of another category laid along the first
+    one near the grip point, drawn over it (a stacked pair, or two small items in one fist); the fingers, drawn
+    last, cover both. ``None`` when no category fits."""
+    small = [i for i, c in enumerate(CATEGORIES) if c.hold > 0 and c.length[1] <= 0.3 and i != first["cat"]]
+    cat = weighted_choice(rng, [c.hold for c in CATEGORIES], small)
+    if cat is None:
+        return None
+    obj = new_object(rng, cat, S, "held")
+    v_ = np.array([-hand["u"][1], hand["u"][0]])
+    G = hand["P"] + hand["u"] * hand["pl"] * 0.45
+    c = G + hand["u"] * rng.uniform(-0.35, 0.35) * hand["pl"] + v_ * rng.uniform(-0.2, 0.2) * hand["pl"]
+    set_pose(obj, c, first["angle"] + rng.uniform(-0.3, 0.3))
+    return obj
+
+
 def inside_frame(c, H, W, margin):
     return margin * W <= c[0] <= (1 - margin) * W and margin * H <= c[1] <= (1 - margin) * H
 
 
-def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS, camera="head"):
+def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS, camera="head", multi_grip=0.0):
     """Hands, held objects and resting objects (painter's order) of one frame; the rules are in docs/SYNTHETIC.md.
     ``free_counts``: probabilities of 0, 1, 2... free-standing objects; ``camera``: where arms enter
-    (:data:`~.hands.CAMERAS`)."""
+    (:data:`~.hands.CAMERAS`). ``multi_grip``: probability that a one-hand grip holds a second object
+    (``hand["held_extra"]``); at 0 no random number is drawn for it, so the frames of the benchmark keep their
+    bytes."""
     skin = hsv(rng.uniform(0.03, 0.08), rng.uniform(0.25, 0.6), rng.uniform(0.45, 0.95))
     present = {s: rng.random() < P_HAND for s in ("left", "right")}
     hands: Dict[str, Dict] = {}
@@ -118,6 +136,12 @@ def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS, camera="head"):
             obj["holders"] = [side]
             hand["held"] = obj
             objects.append(obj)
+            if multi_grip > 0 and rng.random() < multi_grip:
+                second = place_second_held(rng, obj, hand, S)
+                if second is not None:
+                    second["holders"] = [side]
+                    hand["held_extra"] = [second]
+                    objects.append(second)
 
     resting: List[Dict] = []
     surf_w = [c.surface for c in CATEGORIES]

@@ -34,7 +34,7 @@ ProfileArg = Union[str, SyntheticProfile, None]
 def _render(profile: SyntheticProfile, seed: int, split: str, index: int, H: int, W: int) -> Dict:
     if profile.realistic:
         return render_realistic_frame(seed, split, index, H, W, profile)
-    return render_frame(seed, split, index, H, W, camera=profile.camera)
+    return render_frame(seed, split, index, H, W, camera=profile.camera, multi_grip=profile.multi_grip)
 
 
 def _frame_size(profile: SyntheticProfile, image_size: Optional[Sequence[int]]) -> Tuple[int, int]:
@@ -80,8 +80,10 @@ def generate_split(out_dir: str, seed: int, split: str, num: int, image_size: Op
         prop_records.append({"image_id": image_id, "height": H, "width": W, "masks": frame["proposals"],
                              "scores": frame["scores"]})
         frame_stats.append(per_frame_stats(frame, hands, anns, frame["proposals"], frame["area_scale"]))
-        held_cats = [o["cat"] for o in {id(h): h for h in held.values() if h is not None}.values()]
-        held_set = {id(h) for h in held.values() if h is not None}
+        held_objs = [h for h in held.values() if h is not None] + [
+            o for s in frame["hands"] for o in frame["all_hands"][s].get("held_extra", ())]
+        held_cats = [o["cat"] for o in {id(h): h for h in held_objs}.values()]
+        held_set = {id(h) for h in held_objs}
         other_cats = [o["cat"] for o in frame["objects"] if id(o) not in held_set]
         nrng = np.random.default_rng([seed, SPLITS[split], i, 1])
         narr = frame_narration(nrng, held_cats, other_cats)

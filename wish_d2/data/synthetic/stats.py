@@ -22,6 +22,7 @@ def per_frame_stats(frame: Dict, hands_gt: List[Dict], anns: List[Dict], proposa
     objs = frame["objects"]
     hands = frame["hands"]
     held_ids = {id(h["held"]) for h in frame["all_hands"].values() if h.get("held") is not None}
+    held_ids |= {id(o) for h in frame["all_hands"].values() for o in h.get("held_extra", ())}
     held_objs = [o for o in objs if id(o) in held_ids]
     held_cats = {o["cat"] for o in held_objs}
     st = {"objects": len(objs), "hands": len(hands), "held_objects": len(held_objs),
