@@ -28,6 +28,7 @@ class WISHTrainer(DefaultTrainer):
         self.checkpointer = AtomicCheckpointer(self.checkpointer.model, self.cfg.OUTPUT_DIR,
                                                trainer=weakref.proxy(self))
         return super().build_hooks()
+
     def resume_or_load(self, resume=True):
         """Detectron2's ``resume_or_load``, read through :class:`SafeDetectionCheckpointer` (no code runs from a
         file; ``last_checkpoint`` must name a file of OUTPUT_DIR; one-line errors), and refusing weights that leave
