@@ -2,16 +2,14 @@
 options, a video corrupt mid-stream, a malformed timeline file and a full disk. Each is one clear line: a counted skip,
 or exit status 2 (before any output is written, or when an output cannot be written); a video that loses frames ends
 the run with exit status 1."""
-import importlib.util
 import json
 import os
 
 import cv2
 import numpy as np
 import pytest
-import torch
-from detectron2.structures import Instances
 
+from demo_fixtures import EmptyPredictor, load_demo_tool
 from wish_d2.demo.inputs import collect_inputs
 from wish_d2.demo.video import AnnotatedVideoWriter, VideoCutShort, VideoWriteError, iter_video
 from wish_d2.video.demo import ground_truth_timeline
@@ -21,29 +19,10 @@ CONFIG = os.path.join(REPO, "configs", "wish_synthetic.yaml")
 H = W = 32
 
 
-def _load_demo():
-    spec = importlib.util.spec_from_file_location("wish_demo_tool_inputs", os.path.join(REPO, "tools", "demo.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+demo = load_demo_tool("wish_demo_tool_inputs")
 
 
-demo = _load_demo()
-
-
-class _NoHands:
-    """A stand-in predictor: no hands, no predictions (the demo's own input handling is under test)."""
-
-    def __init__(self, cfg, weights=None):
-        pass
-
-    def __call__(self, image_rgb, hands=None, image_id="", extra=None):
-        h, w = image_rgb.shape[:2]
-        inst = Instances((h, w))
-        inst.pred_masks = torch.zeros((0, h, w), dtype=torch.bool)
-        inst.pred_classes = torch.zeros(0, dtype=torch.long)
-        inst.scores = torch.zeros(0)
-        return {"instances": inst, "record": {"proposal_rles": [], "hand_rles": [None, None]}}
+_NoHands = EmptyPredictor
 
 
 def _png(path):

@@ -1,17 +1,15 @@
 """The demo's output folder policy (wish_d2.demo.output_dir): ``--output`` that is a file exits 2 with one clear
 line; a used folder is refused instead of mixing runs; ``--overwrite`` deletes only the files a demo run recorded."""
-import importlib.util
 import json
 import os
 
 import cv2
 import numpy as np
 import pytest
-import torch
 
 import wish_d2  # noqa: F401
-from detectron2.structures import Instances
 
+from demo_fixtures import EmptyPredictor, load_demo_tool
 from wish_d2.demo import DemoOutputDir, OutputDirError
 from wish_d2.demo.output_dir import MANIFEST
 
@@ -19,29 +17,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(REPO, "configs", "wish_synthetic.yaml")
 
 
-def _demo_tool():
-    spec = importlib.util.spec_from_file_location("wish_demo_tool_outdir", os.path.join(REPO, "tools", "demo.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+demo = load_demo_tool("wish_demo_tool_outdir")
 
 
-demo = _demo_tool()
-
-
-class _EmptyPredictor:
-    """The predictor's output contract, predicting nothing: these tests are about files, not the model."""
-
-    def __init__(self, cfg, weights=None):
-        pass
-
-    def __call__(self, image_rgb, hands=None, image_id="", extra=None):
-        h, w = image_rgb.shape[:2]
-        inst = Instances((h, w))
-        inst.pred_masks = torch.zeros((0, h, w), dtype=torch.bool)
-        inst.pred_classes = torch.zeros((0,), dtype=torch.long)
-        inst.scores = torch.zeros((0,))
-        return {"instances": inst, "record": {"proposal_rles": [], "hand_rles": [None, None]}}
+_EmptyPredictor = EmptyPredictor
 
 
 def _images(folder, names):
