@@ -22,9 +22,21 @@ def test_file_is_short(path):
 
 
 @pytest.mark.parametrize("path", _py("tools/*.py"), ids=os.path.basename)
-def test_tools_do_not_edit_sys_path(path):
-    with open(path, encoding="utf-8") as f:
-        assert "sys.path.insert" not in f.read(), f"{path}: the package is installed; import it normally"
+def test_loading_a_tool_leaves_the_import_path_and_cwd_alone(path):
+    """The package is installed, so a tool imports it normally: loading a tool (everything but its ``__main__``
+    block) must not add folders to ``sys.path`` (which would shadow the installed package with a checkout) nor
+    change the working directory. A behaviour check, so any way of doing it is caught, not one spelling."""
+    import runpy
+    import sys
+
+    path_before, cwd_before, env_before = list(sys.path), os.getcwd(), dict(os.environ)
+    try:
+        runpy.run_path(path, run_name="wish_tool_probe")
+    finally:  # some tools set process-wide defaults (TQDM_DISABLE) on import: keep them out of later tests
+        os.environ.clear()
+        os.environ.update(env_before)
+    assert sys.path == path_before, f"{os.path.relpath(path, ROOT)} changed sys.path"
+    assert os.getcwd() == cwd_before
 
 
 def test_no_private_names_imported_across_package_modules():

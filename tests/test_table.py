@@ -111,6 +111,61 @@ def test_every_row_exports_its_own_predictions_that_rescore_to_its_ap(tiny, one)
     assert not os.path.exists(seed / "wish" / "stage1" / "inference_pseudo")
 
 
+def _rescore_emiou(predictions: str, dicts) -> dict:
+    """E-mIoU of an exported predictions file, computed here from the file and the dataset dicts alone: each
+    image's instances painted by score (classes = category ids 0 left / 1 right / 2 both), summed over the split."""
+    from pycocotools import mask as mask_util
+
+    from wish_d2.evaluation.metrics import InHandIoU, gt_label_map, paint_label_map
+
+    by_image = {}
+    for r in json.load(open(predictions)):
+        by_image.setdefault(str(r["image_id"]), []).append(r)
+    acc = InHandIoU()
+    for d in dicts:
+        h, w = d["height"], d["width"]
+        preds = by_image.pop(str(d["image_id"]), [])
+        masks = torch.from_numpy(mask_util.decode([p["segmentation"] for p in preds])).permute(2, 0, 1).bool() \
+            if preds else torch.zeros((0, h, w), dtype=torch.bool)
+        acc.update(paint_label_map(masks, [p["category_id"] for p in preds], [p["score"] for p in preds], h, w),
+                   gt_label_map(d["annotations"], h, w))
+    assert not by_image, f"predictions for images outside the split: {sorted(by_image)}"
+    return acc.compute()
+
+
+def test_every_row_is_what_its_export_scores_and_rows_behave_as_built(tiny, one):
+    """Relations that hold by construction on any run, so a wrong WISH (or a wrong scorer) breaks them:
+
+    * each row's E-mIoU is the mean of its per-class IoUs, and painting its exported predictions over the ground
+      truth here, independently of the evaluator, gives the reported numbers;
+    * a trivially wrong predictor (nearest_to_hand's predictions with left and right swapped) scores below
+      nearest_to_hand, which picks each hand's own held object in the tiny frames;
+    * the pseudo_labels row grounds narration phrases: an image whose narration names nothing gets no prediction."""
+    root, dicts, _ = tiny
+    saved = json.loads((root / "one" / "results.json").read_text())
+    seed = root / "one" / "seed0"
+    for m in METHODS:
+        row = saved[m]
+        ious = [row[k] for k in ("IoU_left", "IoU_right", "IoU_both") if k in row]
+        assert row["E-mIoU"] == pytest.approx(sum(ious) / len(ious), abs=1e-9), m
+        mine = _rescore_emiou(str(seed / m / "inference" / "wish_tiny" / PREDICTIONS_FILE), dicts)
+        for k in ("E-mIoU", "IoU_left", "IoU_right", "IoU_both"):
+            assert (k in mine) == (k in row) and mine.get(k) == pytest.approx(row.get(k), abs=1e-6), (m, k)
+
+    preds = json.load(open(seed / "pseudo_labels" / "inference" / "wish_tiny" / PREDICTIONS_FILE))
+    silent = {str(d["image_id"]) for d in dicts if not d["noun_phrases"]}
+    assert silent and not [p for p in preds if str(p["image_id"]) in silent]
+
+    # nearest_to_hand is geometry alone, and in the tiny frames a held object overlaps its hand while the distractor
+    # sits at the top: every hand that holds something picks it, on its own side. Swapping the sides of those
+    # predictions (a trivially wrong predictor) must score lower.
+    near = seed / "nearest_to_hand" / "inference" / "wish_tiny" / PREDICTIONS_FILE
+    swapped = [dict(p, category_id={0: 1, 1: 0}.get(p["category_id"], p["category_id"])) for p in json.load(open(near))]
+    path = root / "swapped.json"
+    path.write_text(json.dumps(swapped))
+    assert _rescore_emiou(str(path), dicts)["E-mIoU"] < saved["nearest_to_hand"]["E-mIoU"]
+
+
 def _reject(token):
     raise ValueError(f"non-standard JSON token {token}")
 

@@ -17,7 +17,7 @@ import sys
 
 import wish_d2  # noqa: F401  registers WISH and installs Detectron2 compat shims
 from detectron2.data import DatasetCatalog
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.modeling import build_model
 from detectron2.utils.logger import setup_logger
 
@@ -26,6 +26,7 @@ from wish_d2.data.common import DataFormatError
 from wish_d2.engine.arg_types import check_launch_args
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.data import ensure_feature_cache, feature_cache_for
+from wish_d2.engine.launch import launch  # Detectron2's launch; gloo processes without CUDA
 from wish_d2.engine.setup import setup_cfg as validated_cfg
 from wish_d2.modeling.weights import WeightsError
 from wish_d2.utils.atomic import exit_on_disk_full

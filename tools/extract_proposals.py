@@ -33,7 +33,7 @@ from tqdm import tqdm
 import wish_d2  # noqa: F401  registers everything, installs the Detectron2 compat shims
 from detectron2.data import DatasetCatalog
 from detectron2.data import detection_utils as utils
-from detectron2.engine import default_argument_parser, launch
+from detectron2.engine import default_argument_parser
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
 
@@ -42,6 +42,7 @@ from wish_d2.data.builtin import register_synthetic_from_cfg
 from wish_d2.data.taxonomy import TaxonomyError
 from wish_d2.data.proposals_io import write_proposals
 from wish_d2.engine.arg_types import check_launch_args, nonneg_int, output_file
+from wish_d2.engine.launch import launch  # Detectron2's launch; gloo processes without CUDA
 from wish_d2.engine.setup import build_cfg
 from wish_d2.modeling.proposal_generators import build_online_proposal_generator
 from wish_d2.utils.atomic import disk_full_names, exit_on_disk_full

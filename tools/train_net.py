@@ -4,6 +4,11 @@
     python tools/train_net.py --config-file configs/wish_synthetic.yaml
     python tools/train_net.py --config-file configs/wish_synthetic.yaml --eval-only MODEL.WEIGHTS output/wish_synthetic/model_final.pth
     python tools/train_net.py --config-file configs/wish_epic.yaml --num-gpus 8
+    python tools/train_net.py --config-file configs/wish_synthetic.yaml --num-gpus 2   # no CUDA: 2 CPU processes
+
+``--num-gpus N`` starts N processes per machine. The process-group backend follows the device: NCCL with CUDA
+(one GPU per process, ``MODEL.DEVICE cuda``), gloo without CUDA (``MODEL.DEVICE cpu``), see
+``wish_d2/engine/launch.py``.
 
 ``MODEL.WISH.STAGE all`` runs Stage 1, pseudo-labelling, Stage 2, calibration and evaluation in one command;
 ``stage1`` or ``stage2`` runs one stage (``stage2`` reads ``MODEL.WISH.PSEUDO.FILE``).
@@ -21,7 +26,7 @@ import os
 import sys
 
 import wish_d2  # noqa: F401  registers WISH and installs Detectron2 compat shims
-from detectron2.engine import default_argument_parser, default_setup, launch
+from detectron2.engine import default_argument_parser, default_setup
 from detectron2.modeling import build_model
 from detectron2.utils import comm
 from detectron2.utils.logger import setup_logger
@@ -31,6 +36,7 @@ from wish_d2.data.common import DataFormatError
 from wish_d2.engine import WISHTrainer, run_pipeline
 from wish_d2.engine.arg_types import check_launch_args
 from wish_d2.engine.checkpoint import WeightsError, load_eval_weights
+from wish_d2.engine.launch import launch  # Detectron2's launch; gloo processes without CUDA
 from wish_d2.engine.resume import check_resume
 from wish_d2.engine.setup import setup_cfg
 from wish_d2.modeling.checkpointer import SafeDetectionCheckpointer

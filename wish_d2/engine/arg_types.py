@@ -92,7 +92,8 @@ def output_file(text: str) -> str:
 
 def check_launch_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The flags of Detectron2's ``default_argument_parser`` that ``launch`` would otherwise reject with an assert
-    (or a hang): process counts, the machine rank, and GPUs for more than one process (its workers need CUDA)."""
+    (or a hang): process counts, the machine rank, and, on a CUDA machine, one GPU per process. Without CUDA,
+    ``--num-gpus N`` starts N CPU processes joined by gloo (:mod:`wish_d2.engine.launch`)."""
     if args.num_gpus < 1:
         parser.error(f"--num-gpus {args.num_gpus}: expected an integer >= 1 (processes per machine)")
     if args.num_machines < 1:
@@ -105,6 +106,6 @@ def check_launch_args(parser: argparse.ArgumentParser, args: argparse.Namespace)
         import torch
 
         visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if args.num_gpus > visible:
-            parser.error(f"--num-gpus {args.num_gpus}: {visible} CUDA GPU(s) visible; Detectron2's launch runs one "
-                         "process per GPU and needs CUDA for more than one (use --num-gpus 1 on a CPU)")
+        if visible and args.num_gpus > visible:
+            parser.error(f"--num-gpus {args.num_gpus}: {visible} CUDA GPU(s) visible; with CUDA, launch runs one "
+                         "process per GPU (without CUDA, N CPU processes with the gloo backend)")

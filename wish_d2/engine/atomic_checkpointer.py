@@ -15,8 +15,10 @@ __all__ = ["AtomicCheckpointer"]
 class AtomicCheckpointer(SafeDetectionCheckpointer):
     """Reads through :class:`SafeDetectionCheckpointer` (no code runs from a file), writes atomically."""
 
-    def save(self, name: str, **kwargs) -> None:
-        """fvcore's ``Checkpointer.save`` with the write through :func:`~wish_d2.utils.atomic.save_torch`."""
+    def save(self, name: str, *, tag_last: bool = True, **kwargs) -> None:
+        """fvcore's ``Checkpointer.save`` with the write through :func:`~wish_d2.utils.atomic.save_torch`.
+        ``tag_last=False`` leaves ``last_checkpoint`` alone: for a file saved beside a trainer's checkpoints that
+        ``--resume`` must not pick up (it holds no iteration, so training would start over at iteration 1)."""
         if not self.save_dir or not self.save_to_disk:
             return
         data = {"model": self.model.state_dict()}
@@ -27,7 +29,8 @@ class AtomicCheckpointer(SafeDetectionCheckpointer):
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info(f"Saving checkpoint to {save_file}")
         save_torch(data, save_file)
-        self.tag_last_checkpoint(basename)
+        if tag_last:
+            self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename: str) -> None:
         with atomic_path(os.path.join(self.save_dir, "last_checkpoint")) as tmp, open(tmp, "w") as f:

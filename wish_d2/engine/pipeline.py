@@ -265,7 +265,7 @@ def run_pipeline(cfg, resume: bool = False, allow_partial_weights: bool = False)
             report["pseudo_labels_train"] = selection_emiou(
                 (pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels if i in gts)
             logger.info(f"pseudo-label quality on train: {report['pseudo_labels_train']}")
-            AtomicCheckpointer(model, save_dir=c1.OUTPUT_DIR).save("model_calibrated")
+            AtomicCheckpointer(unwrap_model(model), save_dir=c1.OUTPUT_DIR).save("model_calibrated", tag_last=False)
         comm.synchronize()
         stage1_weights = os.path.join(c1.OUTPUT_DIR, "model_calibrated.pth")
         timings["stage1_s"] = time.perf_counter() - t0
@@ -289,7 +289,7 @@ def run_pipeline(cfg, resume: bool = False, allow_partial_weights: bool = False)
     timings["stage2_s"] = time.perf_counter() - t0
     final = os.path.join(root, "model_final.pth")
     if comm.is_main_process():
-        AtomicCheckpointer(model, save_dir=root).save("model_final")
+        AtomicCheckpointer(unwrap_model(model), save_dir=root).save("model_final")  # keys without DDP's "module."
     t0 = time.perf_counter()
     report.update(evaluate(cfg, model) if cfg.DATASETS.TEST else {})
     timings["eval_s"] = time.perf_counter() - t0

@@ -1,10 +1,13 @@
 """``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer, and safe,
 checked loading of weights and resumed checkpoints."""
+import functools
 import os
 import weakref
+from unittest import mock
 
 import torch
-from detectron2.engine import DefaultTrainer
+from detectron2.engine import DefaultTrainer, defaults
+from detectron2.utils import comm
 
 from ..config_validation import OPTIMIZERS, validate_wish_config
 from ..evaluation.inhand_evaluator import InHandEvaluator
@@ -21,7 +24,14 @@ class WISHTrainer(DefaultTrainer):
     def __init__(self, cfg, allow_partial_weights: bool = False):
         validate_wish_config(cfg)  # before the model, the loaders or any feature extraction
         self.allow_partial_weights = allow_partial_weights
-        super().__init__(cfg)
+        if comm.get_world_size() > 1 and cfg.MODEL.DEVICE == "cpu":
+            # DefaultTrainer wraps the model in DDP with device_ids=[local rank], which DDP accepts for CUDA
+            # modules only; CPU processes (gloo, engine/launch.py) need device_ids=None.
+            cpu_ddp = functools.partial(defaults.create_ddp_model, device_ids=None)
+            with mock.patch.object(defaults, "create_ddp_model", cpu_ddp):
+                super().__init__(cfg)
+        else:
+            super().__init__(cfg)
 
     def build_hooks(self):
         # DefaultTrainer built a plain DetectionCheckpointer; swap it before the checkpoint hook takes it
