@@ -11,7 +11,7 @@ def add_wish_config(cfg: CN) -> None:
     W = cfg.MODEL.WISH
     W.STAGE = "all"  # what trains: "stage1" alignment, "stage2" contact+matching heads, "all" = both + pseudo-labels + eval
     W.SUPERVISION = "pseudo"  # Stage 2 targets: "pseudo" (WISH) or "gt" (fully supervised upper bound)
-    W.METHOD = "wish"  # inference rule, one of modeling.roi_heads.METHODS (wish, matching_only, ...)
+    W.METHOD = "wish"  # inference rule, one of modeling.roi_heads.HEAD_METHODS (wish, matching_only, ...)
     W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)
     W.USE_GEOMETRY = True  # ablation switch: False drops g(m, H) from pair features (visual only)
     W.USE_CONTACT_REGION = True  # add the CLIP embedding of each pair's contact zone (m ∩ dil H) ∪ (H ∩ dil m)

@@ -6,7 +6,7 @@ import weakref
 import torch
 from detectron2.engine import DefaultTrainer
 
-from ..config_validation import OPTIMIZERS, validate_wish_config
+from ..config_validation import OPTIMIZERS
 from ..evaluation.inhand_evaluator import InHandEvaluator
 from ..modeling.checkpointer import SafeDetectionCheckpointer
 from .atomic_checkpointer import AtomicCheckpointer
@@ -19,7 +19,6 @@ RESUME_STATE_KEY = "wish_resume_config"  # in the trainer's checkpoint state: th
 
 class WISHTrainer(DefaultTrainer):
     def __init__(self, cfg, allow_partial_weights: bool = False):
-        validate_wish_config(cfg)  # before the model, the loaders or any feature extraction
         self.allow_partial_weights = allow_partial_weights
         super().__init__(cfg)
 

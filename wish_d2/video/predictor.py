@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from detectron2.structures import BitMasks, Instances
 
+from ..classes import CLASS_BOTH
 from ..modeling.inference import select_in_hand
 from ..modeling.losses import NEG, null_padded_logits
 from ..utils.masks import decode_rles
@@ -26,8 +27,6 @@ from .linking import ObjectLinker, overlap_matrix, shrink_masks
 from .smoothing import NOTHING, HandHMM
 
 __all__ = ["TemporalParams", "hand_probabilities", "TemporalDecoder", "VideoPredictor", "selection_to_instances"]
-
-CLASS_BOTH = 2
 
 
 @dataclass(frozen=True)
