@@ -7,7 +7,7 @@ The calibrated thresholds are buffers, so a checkpoint reproduces its metrics un
 **Registry and calling convention (differ from Detectron2's ``ROIHeads`` on purpose).** The heads are built by
 :func:`build_wish_heads` from :data:`wish_d2.registry.WISH_HEADS_REGISTRY` (the name is ``MODEL.ROI_HEADS.NAME``,
 kept so that configs stay as they are), not from Detectron2's ``ROI_HEADS_REGISTRY``, because they do not honour
-its contract: they are built as ``cls(cfg, {"clip": embed_dim})`` instead of from backbone ``ShapeSpec``\ s, and
+its contract: they are built as ``cls(cfg, {"clip": embed_dim})`` instead of from backbone ``ShapeSpec`` objects, and
 called as
 
     heads(batch: dict[str, Tensor], targets: Optional[Tensor]) -> dict of losses | list of selections
@@ -18,7 +18,8 @@ into the feature cache, and the heads score the padded per-image tensors of that
 whether they come from the cache or from the online path. A stock ``ROIHeads`` would find none of the features it
 expects, so a registry of their own (as PointRend gives its point heads) says so at build time.
 """
-from typing import Dict, List, Optional
+from types import MappingProxyType
+from typing import Dict, List, Mapping, Optional
 
 import torch
 from detectron2.config import configurable
@@ -44,6 +45,8 @@ HEAD_METHODS = INFERENCE_RULES + BASELINES
 STAGES = ("stage1", "stage2", "all")
 #: Stage 2 targets (``MODEL.WISH.SUPERVISION``): Stage 1's pseudo-labels, or the ground truth (upper bound).
 SUPERVISIONS = ("pseudo", "gt")
+#: ``MODEL.WISH.LOSS_WEIGHTS`` (read-only: a default argument is shared by every call).
+DEFAULT_LOSS_WEIGHTS = MappingProxyType({"align": 1.0, "contact": 1.0, "match": 1.0})
 # Contactness threshold of a model whose threshold was never calibrated (buffer < 0): even odds of contact.
 UNCALIBRATED_CONTACT_THRESHOLD = 0.5
 
@@ -64,7 +67,7 @@ class WISHROIHeads(nn.Module):
     @configurable
     def __init__(self, *, alignment: AlignmentHead, heads: ContactMatchingHeads, stage: str = "all",
                  supervision: str = "pseudo", method: str = "wish", fusion: str = "product",
-                 temperature: float = 0.07, loss_weights: Optional[Dict[str, float]] = None,
+                 temperature: float = 0.07, loss_weights: Mapping[str, float] = DEFAULT_LOSS_WEIGHTS,
                  pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True,
                  match_null: bool = True, touching_pairs_only: bool = False, max_objects: int = 1,
                  extra_pseudo_threshold: float = -1.0, extra_contact_threshold: float = -1.0):
@@ -86,8 +89,7 @@ class WISHROIHeads(nn.Module):
         self.match_null = match_null  # matching softmax has a "no object" option (losses.matching_loss)
         self.touching_pairs_only = touching_pairs_only  # Stage 1: only touching pairs explain a narration
         # Loss terms without a positive weight are dropped, so ablations are a config change.
-        self.loss_weights = {k: v for k, v in (loss_weights or {"align": 1, "contact": 1, "match": 1}).items()
-                             if v > 0}
+        self.loss_weights = {k: v for k, v in loss_weights.items() if v > 0}
         # Calibrated thresholds (< 0 means "not calibrated yet"; the pipeline calibrates them on val).
         self.register_buffer("pseudo_threshold", torch.tensor(float(pseudo_threshold)))
         self.register_buffer("contact_threshold", torch.tensor(float(contact_threshold)))
