@@ -7,6 +7,7 @@ Output layout of ``run_table(cfg, DIR, seeds)``::
                                               MODEL.WISH.CACHE.DIR names one)
     DIR/seed<k>/<row>/metrics.json            the row's full test metrics (in-hand IoUs, COCO segm AP)
     DIR/seed<k>/<row>/inference/<test>/       its predictions: inhand_predictions_coco.json (COCO results),
+                                              the COCO ground truth they re-score against (<test>_coco_format.json),
                                               and what Detectron2's COCOEvaluator writes
     DIR/seed<k>/wish/{stage1,stage2}/         WISH's training runs (the rows read off WISH load its model_final.pth)
     DIR/seed<k>/<ablation>/{stage1,stage2}/   the training runs of the rows that train their own pipeline
