@@ -28,7 +28,7 @@ from ..modeling.inference import select_in_hand
 from ..utils.atomic import write_json
 from ..utils.masks import decode_rles
 from .evaluation import VisorEntities, frame_conditions, hand_identities, spurious_switches, switches_per_minute
-from .predictor import TemporalDecoder, TemporalParams
+from .predictor import SMOOTHERS, TemporalDecoder, TemporalParams
 from .window_weights import attach_narration_weights
 
 logger = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class BenchmarkSize:
 
     def __init__(self, train_videos=12, val_videos=8, test_videos=8, annotate_every=2, stage1_iters=500,
                  stage2_iters=300, seed=0, params: VideoParams = VideoParams(), window_noise_s=1.0,
-                 train_seeds: Sequence[int] = (0, 1), smoother: str = "contact", touching_pairs_only: bool = True,
+                 train_seeds: Sequence[int] = (0, 1), smoother: str = SMOOTHERS[0], touching_pairs_only: bool = True,
                  both_rule: bool = False):
         self.train_videos, self.val_videos, self.test_videos = train_videos, val_videos, test_videos
         self.annotate_every = annotate_every
@@ -207,7 +207,7 @@ class SplitTruth:
 
 
 def calibrate_temporal(val: Dict[str, List], truth: SplitTruth, theta: float, rule: Dict,
-                       smoother: str = "contact") -> Dict:
+                       smoother: str = SMOOTHERS[0]) -> Dict:
     """Choose the smoother's settings and ``theta_scale`` on the validation videos: the best E-mIoU among the
     settings that cut the per-frame rule's spurious switches at least by ``SWITCH_RATIO``, unless that best falls
     below the per-frame rule's E-mIoU; then the best E-mIoU of the whole grid (which holds the per-frame rule).
