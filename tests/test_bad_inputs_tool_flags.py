@@ -28,7 +28,7 @@ def _entry(tool):
         return main
     name = {"make_synthetic": "parse_args", "reproduce_table": "main", "video_benchmark": "main",
             "extract_proposals": "invoke", "train_net": "parse_args", "extract_features": "parse_args",
-            "pretrain_synthetic_clip": "main"}[tool]
+            "pretrain_synthetic_clip": "main", "hand_benchmark": "main", "train_hand_detector": "parse_args"}[tool]
     return getattr(_tool(tool), name)
 
 
@@ -91,6 +91,15 @@ CASES = [
     ("benchmark", ["--batch-size", "0"], "argument --batch-size"),
     ("benchmark", ["--json", DIR], "argument --json"),
     ("benchmark", ["--work-dir", FILE], "argument --work-dir"),
+    ("hand_benchmark", ["--output-dir", DIR, "--seed", "-1"], "argument --seed: expected an integer in [0, "),
+    ("hand_benchmark", ["--output-dir", DIR, "--num-train", "0"], "argument --num-train: expected an integer in [1,"),
+    ("hand_benchmark", ["--output-dir", DIR, "--num-val", "-1"], "argument --num-val: expected an integer in [0,"),
+    ("hand_benchmark", ["--output-dir", DIR, "--detector-iters", "x"], "argument --detector-iters"),
+    ("hand_benchmark", ["--output-dir", DIR, "--chest-test", "0"], "argument --chest-test"),
+    ("hand_benchmark", ["--output-dir", DIR, "--jobs", "0"], "argument --jobs: expected an integer >= 1"),
+    ("hand_benchmark", ["--output-dir", FILE], "argument --output-dir"),
+    ("train_hand_detector", ["--num-machines", "0"], "--num-machines 0"),
+    ("train_hand_detector", ["--machine-rank", "1"], "--machine-rank 1"),
 ]
 if torch.cuda.device_count() == 1:  # with CUDA, one process per GPU (without CUDA: CPU processes, gloo)
     CASES += [("train_net", ["--num-gpus", "2"], "--num-gpus 2: "),

@@ -9,7 +9,8 @@ import pytest
 import torch
 from detectron2.modeling import build_model
 
-from wish_d2.cache.integrity import CacheIntegrityError, digest_file
+from wish_d2.cache.integrity import CacheIntegrityError
+from wish_d2.utils.digest import digest_file
 from wish_d2.engine.data import dataset_dicts, ensure_feature_cache, feature_cache_for
 
 from wish_fixtures import register_tiny_dataset, tiny_cfg

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from wish_d2.cache.codec import DTYPES, check_dtype, decode_record, encode_record
-from wish_d2.cache.footprint import shard_kb_per_frame, synthetic_records
+from cache_records import shard_kb_per_frame, synthetic_records
 from wish_d2.cache.store import FeatureCache
 
 # dtype -> the largest error allowed, relative to the largest magnitude of the vector

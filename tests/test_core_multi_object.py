@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from wish_d2.engine.data import load_pseudo_labels
-from wish_d2.engine.pipeline import pseudo_selection, write_pseudo_labels
+from wish_d2.engine.pipeline import write_pseudo_labels
+from wish_d2.engine.scoring import pseudo_selection
 from wish_d2.modeling.inference import select_in_hand
 from wish_d2.modeling.losses import NEG, image_narration_scores
 from wish_d2.modeling.pseudo_labels import assign_pseudo_labels, pseudo_labels_batched

@@ -57,12 +57,12 @@ def test_pipeline_calibrates_without_reading_any_annotation_for_its_thresholds(t
 
     from wish_fixtures import register_tiny_dataset, tiny_cfg
 
-    from wish_d2.engine import label_free, pipeline
+    from wish_d2.engine import calibration, label_free, pipeline
 
     register_tiny_dataset(str(tmp_path / "data"), name="wish_tiny_lf", n=8)
     cfg = tiny_cfg(tmp_path / "out", train="wish_tiny_lf", iters=4)
     cfg.merge_from_list(["MODEL.WISH.CALIBRATION", "label_free", "DATASETS.VAL", "()", "MODEL.DEVICE", "cpu"])
-    monkeypatch.setattr(pipeline, "grid_search", lambda *a, **k: (_ for _ in ()).throw(AssertionError("labels")))
+    monkeypatch.setattr(calibration, "grid_search", lambda *a, **k: (_ for _ in ()).throw(AssertionError("labels")))
     seen = []
     real = label_free.otsu_threshold
     monkeypatch.setattr(label_free, "otsu_threshold", lambda x, **k: seen.append(real(x, **k)) or seen[-1])

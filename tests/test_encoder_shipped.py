@@ -12,7 +12,7 @@ import torch
 from wish_d2.engine.setup import build_cfg
 from wish_d2.modeling.clip_encoder import build_mask_pooled_clip, build_open_clip
 from wish_d2.pretrain import WebPretrainSettings, pretrain_web_clip
-from wish_d2.pretrain.release import MODEL_ZOO_DIR, manifest_path, resolve_shipped, verify_shipped
+from wish_d2.modeling.shipped import MODEL_ZOO_DIR, manifest_path, resolve_shipped, verify_shipped
 from wish_d2.pretrain.store import settings_from_cfg
 from wish_d2.pretrain.zero_shot import synthetic_zero_shot_top1
 

@@ -1,4 +1,5 @@
-"""Every invalid config value is rejected when the model or trainer is built, naming the key and what it may be."""
+"""Every invalid config value is rejected where the config is built (``build_cfg``, the setup every tool shares),
+once, before any work, naming the key and what it may be."""
 import pytest
 from wish_fixtures import tiny_cfg
 
@@ -37,6 +38,14 @@ BAD = [
     ("MODEL.WISH.INFERENCE.EXTRA_CONTACT_THRESHOLD", "1.5", "[0, 1]"),
     ("DATASETS.SYNTHETIC.MULTI_GRIP", "1.5", "[0, 1]"),
     ("INPUT.DATASET_MAPPER_NAME", "wish_cache", "wish_cached"),
+    ("MODEL.WISH.CLIP.AUTOCAST", "fp8", "'bfloat16'"),
+    ("MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH", "1.5", "[0, 1]"),
+    ("MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH", "-0.5", "[0, 1]"),
+    ("MODEL.WISH.OPEN_VOCAB.PROMPT", "a {object}", "{object}"),
+    ("MODEL.WISH.OPEN_VOCAB.PROMPT", "the {noun} in the {side} hand", "{side}"),
+    ("MODEL.WISH.OPEN_VOCAB.NOUNS", ["cup", ""], "non-empty strings"),
+    ("MODEL.WISH.OPEN_VOCAB.BACKGROUND", ["a hand", 3], "a list of non-empty strings"),
+    ("MODEL.ROI_HEADS.NAME", "StandardROIHeads", "WISHROIHeads"),
 ]
 
 
@@ -73,17 +82,55 @@ def test_all_bad_values_are_reported_at_once(tmp_path):
     assert "FUSION" in str(e.value) and "SHARD_SIZE" in str(e.value)
 
 
-def test_model_and_trainer_refuse_before_any_work(tmp_path):
-    """build_model (WISH.from_config) and WISHTrainer fail on the config alone: no cache, no dataset read."""
+def _leaves(node, prefix):
+    from detectron2.config import CfgNode
+
+    for k, v in node.items():
+        if isinstance(v, CfgNode):
+            yield from _leaves(v, prefix + k + ".")
+        else:
+            yield prefix + k
+
+
+def test_every_wish_key_is_validated(tmp_path):
+    """Each ``MODEL.WISH`` and ``DATASETS.SYNTHETIC`` key, set to a value of no possible type, is reported by name:
+    a key added to ``add_wish_config`` without a check fails here."""
+    cfg = tiny_cfg(tmp_path)
+    keys = list(_leaves(cfg.MODEL.WISH, "MODEL.WISH.")) + list(_leaves(cfg.DATASETS.SYNTHETIC, "DATASETS.SYNTHETIC."))
+    assert len(keys) > 80
+    unchecked = []
+    for key in keys:
+        bad = cfg.clone()
+        *path, leaf = key.split(".")
+        node = bad
+        for part in path:
+            node = node[part]
+        node[leaf] = object()
+        try:
+            validate_wish_config(bad)
+        except ConfigError as e:
+            if f"{key}=" not in str(e):
+                unchecked.append(f"{key} (error does not name it)")
+        else:
+            unchecked.append(key)
+    assert not unchecked
+
+
+def test_validated_once_where_the_config_is_built(tmp_path, monkeypatch):
+    """``build_cfg`` (every tool's setup) validates; building the model from that config does not check it again,
+    and a bad value stops ``build_cfg`` before anything is built."""
     from detectron2.modeling import build_model
 
-    from wish_d2.engine import WISHTrainer, run_pipeline
+    from wish_d2 import config_validation
+    from wish_d2.engine.setup import build_cfg
 
-    cfg = _cfg(tmp_path, "MODEL.WISH.INFERENCE.FUSION", "sum", "DATASETS.TRAIN", "('not_registered',)")
+    calls = []
+    real = config_validation._Checker.__init__
+    monkeypatch.setattr(config_validation._Checker, "__init__", lambda self, cfg: calls.append(1) or real(self, cfg))
+    opts = ["MODEL.WISH.CLIP.MODEL_NAME", "WISH-Test-ViT", "MODEL.DEVICE", "cpu", "OUTPUT_DIR", str(tmp_path / "out")]
+    cfg = build_cfg("", opts)
+    build_model(cfg)
+    assert len(calls) == 1
     with pytest.raises(ConfigError, match="FUSION"):
-        build_model(cfg)
-    with pytest.raises(ConfigError, match="FUSION"):
-        WISHTrainer(cfg)
-    with pytest.raises(ConfigError, match="FUSION"):
-        run_pipeline(cfg)
-    assert not (tmp_path / "cache").exists()
+        build_cfg("", opts + ["MODEL.WISH.INFERENCE.FUSION", "sum"])
+    assert len(calls) == 2 and not (tmp_path / "out").exists()

@@ -21,10 +21,10 @@ def test_contact_grid_is_a_probability_grid():
 
 
 def _heads(tmp_path):
-    from detectron2.modeling.roi_heads import build_roi_heads
+    from wish_d2.modeling.roi_heads import build_wish_heads
 
     cfg = tiny_cfg(tmp_path)
-    heads = build_roi_heads(cfg, {"clip": 8})
+    heads = build_wish_heads(cfg, {"clip": 8})
     assert float(heads.contact_threshold) < 0  # the default asks for calibration: nothing calibrated yet
     return heads
 

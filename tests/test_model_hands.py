@@ -138,8 +138,6 @@ def test_detector_config_errors_name_the_key(tmp_path):
         DetectorHands(config_file, weights, class_names=["hand"])
     with pytest.raises(ValueError, match=f"hand detector {config_file}: none of its classes.*is a hand"):
         DetectorHands(config_file, weights, class_names=["object", "tool"])
-    with pytest.raises(ValueError, match="DETECTOR_SCORE_THRESH"):
-        DetectorHands(config_file, weights, class_names=["left", "right"], score_thresh=1.5)
     with pytest.raises(FileNotFoundError, match="DETECTOR_CONFIG"):
         DetectorHands(str(tmp_path / "nope.yaml"), weights)
     with pytest.raises(FileNotFoundError, match="DETECTOR_WEIGHTS.*Train it with: python tools/train_hand_detector.py"):

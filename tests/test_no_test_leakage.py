@@ -17,7 +17,7 @@ from wish_d2.data.mappers import WISHOnlineMapper
 from wish_d2.data.taxonomy import taxonomy_for_config
 from wish_d2.engine.data import dataset_dicts
 from wish_d2.modeling import proposal_generators
-from wish_d2.modeling.roi_heads import METHODS
+from wish_d2.modeling.roi_heads import HEAD_METHODS
 from wish_d2.modeling.segmenters.gsam import taxonomy_prompt
 
 from wish_fixtures import register_tiny_dataset, tiny_cfg
@@ -90,7 +90,7 @@ def test_no_text_the_model_encodes_at_inference_holds_a_test_noun_or_narration(c
     model.clip.encode_text = lambda texts: (encoded.extend(texts), encode_text(texts))[1]
     xs = _test_inputs()
     with torch.no_grad():
-        for method in METHODS:
+        for method in HEAD_METHODS:
             model(xs, method=method)
     assert encoded and not _leaks(encoded)
     assert model.vocabulary_embeddings()[1] == 2  # open_vocab's nouns: cup, knife

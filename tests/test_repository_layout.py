@@ -7,7 +7,7 @@ import os
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MAX_LINES = 500
+MAX_LINES = 400
 
 
 def _py(*patterns):

@@ -77,7 +77,7 @@ def test_calibration_chooses_a_smoother_that_beats_the_per_frame_rule(flickering
     monkeypatch.setattr(benchmark, "THETA_SCALE_GRID", (1.0,))  # the smoother grid alone: a third of the time
     videos, folder = flickering_video
     truth = SplitTruth(videos, folder, PARAMS.fps)
-    calib = calibrate_temporal(videos, truth, theta=0.5, rule=RULE)
+    calib = calibrate_temporal(videos, truth, theta=0.5, rule=RULE, smoother="evidence")
     pf, tm = calib["val_per_frame"], calib["val_temporal"]
     assert pf["switches_per_min"] > 0
     assert tm["switches_per_min"] <= 0.5 * pf["switches_per_min"]
@@ -86,6 +86,15 @@ def test_calibration_chooses_a_smoother_that_beats_the_per_frame_rule(flickering
     by = truth.score(videos, {v: [[] for _ in f] for v, f in videos.items()}, by_condition=True)
     assert by["E-mIoU"] == 0.0 and by["switches_per_min"] == 0.0
     assert sum(x["frames"] for k, x in by["conditions"].items() if k != "handover") == PARAMS.num_frames
+
+
+def test_calibration_defaults_to_the_predictors_smoother():
+    import inspect
+
+    from wish_d2.video.predictor import TemporalParams
+
+    default = inspect.signature(calibrate_temporal).parameters["smoother"].default
+    assert default == TemporalParams().smoother == benchmark.BenchmarkSize().smoother == "contact"
 
 
 def test_results_markdown_states_the_targets():

@@ -23,7 +23,8 @@ import sys
 import wish_d2  # noqa: F401  registers WISH and the datasets
 from detectron2.utils.logger import setup_logger
 
-from wish_d2.config_validation import ConfigError
+from wish_d2.config_validation import MAX_FRAMES, MAX_ITERS, ConfigError
+from wish_d2.engine.arg_types import int_in, output_dir, positive_int, seed_int
 from wish_d2.engine.hand_benchmark import run_hand_benchmark
 from wish_d2.engine.setup import setup_cfg
 
@@ -32,28 +33,26 @@ CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs
 
 def argument_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--output-dir", required=True)
+    p.add_argument("--output-dir", required=True, type=output_dir)
     p.add_argument("--config-file", default=CONFIG, help="the WISH config of both WISH runs (default: the benchmark's)")
-    p.add_argument("--seed", type=int, default=None, help="data and training seed (default: the config's)")
-    for split in ("train", "val", "test"):
-        p.add_argument(f"--num-{split}", type=int, default=None,
+    p.add_argument("--seed", type=seed_int, default=None, help="data and training seed (default: the config's)")
+    for split in ("train", "val", "test"):  # a run reads train and test; val may be empty (label-free calibration)
+        p.add_argument(f"--num-{split}", type=int_in(0 if split == "val" else 1, MAX_FRAMES), default=None,
                        help=f"frames of the {split} split (default: the config's DATASETS.SYNTHETIC)")
-    p.add_argument("--detector-iters", type=int, default=300, help="training iterations of each hand detector")
-    p.add_argument("--chest-train", type=int, default=600, help="frames the chest-camera detector trains on")
-    p.add_argument("--chest-test", type=int, default=400, help="chest-camera frames the side rules are scored on")
-    p.add_argument("--jobs", type=int, default=2, help="2: the two independent halves in two processes; 1: in turn")
+    p.add_argument("--detector-iters", type=int_in(1, MAX_ITERS), default=300,
+                   help="training iterations of each hand detector")
+    p.add_argument("--chest-train", type=int_in(1, MAX_FRAMES), default=600,
+                   help="frames the chest-camera detector trains on")
+    p.add_argument("--chest-test", type=int_in(1, MAX_FRAMES), default=400,
+                   help="chest-camera frames the side rules are scored on")
+    p.add_argument("--jobs", type=positive_int, default=2,
+                   help="2: the two independent halves in two processes; 1: in turn")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="WISH config overrides KEY VALUE ...")
     return p
 
 
 def main(argv=None):
     args = argument_parser().parse_args(argv)
-    for k in ("seed", "num_train", "num_val", "num_test", "detector_iters", "chest_train", "chest_test"):
-        v = getattr(args, k)
-        if v is not None and v < (1 if k in ("detector_iters", "chest_train", "chest_test", "num_train",
-                                             "num_test") else 0):
-            print(f"error: --{k.replace('_', '-')} {v}: must be a positive number", file=sys.stderr)
-            sys.exit(2)
     setup_logger(name="wish_d2")
     setup_logger(name="detectron2", abbrev_name="d2")
     logging.getLogger("fvcore").setLevel(logging.WARNING)

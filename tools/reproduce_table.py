@@ -24,7 +24,7 @@ from wish_d2.data.common import DataFormatError
 from wish_d2.engine.arg_types import int_in, output_dir, seed_int
 from wish_d2.engine.cli import parse_args_with_overrides
 from wish_d2.engine.setup import setup_cfg
-from wish_d2.engine.table import METHODS, format_table, run_table
+from wish_d2.engine.table import TABLE_ROWS, format_table, run_table
 from wish_d2.modeling.weights import WeightsError
 from wish_d2.utils.atomic import exit_on_disk_full
 
@@ -39,7 +39,7 @@ def argument_parser() -> argparse.ArgumentParser:
                         help="training seed (SEED) of every run (default: each data seed); with fixed --seeds this "
                              "measures training noise alone")
     parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
-                        help="a subset of the table's methods: " + ", ".join(METHODS))
+                        help="a subset of the table's methods: " + ", ".join(TABLE_ROWS))
     parser.add_argument("--jobs", type=int_in(1, 1024), default=os.cpu_count() or 1,
                         help="independent training runs of a seed to run at once, in worker processes that split "
                              "the cores (default: one per core, at most the number of runs)")

@@ -15,6 +15,7 @@ import wish_d2  # noqa: F401  registers the hand-only splits
 from detectron2.checkpoint import DetectionCheckpointer
 from detectron2.engine import default_argument_parser, default_setup, launch
 
+from wish_d2.engine.arg_types import check_launch_args
 from wish_d2.engine.hand_detector import HandDetectorTrainer, hand_detector_cfg
 
 
@@ -36,7 +37,15 @@ def main(args):
     return trainer.train()
 
 
+def parse_args(argv=None):
+    """The command line, with the launch flags checked (exit status 2 naming the flag)."""
+    parser = default_argument_parser()
+    args = parser.parse_args(argv)
+    check_launch_args(parser, args)
+    return args
+
+
 if __name__ == "__main__":
-    args = default_argument_parser().parse_args()
+    args = parse_args()
     launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
            dist_url=args.dist_url, args=(args,))

@@ -23,6 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def main(argv=None):
     from wish_d2.config_validation import MAX_FRAMES, MAX_ITERS
     from wish_d2.engine.arg_types import float_in, int_in, nonneg_int, output_dir, seed_int
+    from wish_d2.video.predictor import SMOOTHERS
 
     videos = int_in(1, MAX_FRAMES)
     iters = int_in(0, MAX_ITERS)
@@ -39,7 +40,7 @@ def main(argv=None):
                    help="boundary noise (s) the Stage 1 narration-window weights assume; 0 = no weighting")
     p.add_argument("--train-seeds", type=seed_int, nargs="+", default=[0, 1],
                    help="one WISH training per seed and noise level; test numbers are the mean over the seeds")
-    p.add_argument("--smoother", choices=("contact", "evidence", "hmm"), default="contact",
+    p.add_argument("--smoother", choices=SMOOTHERS, default=SMOOTHERS[0],
                    help="temporal smoother: the hand's contact state (object chosen per frame), averaged track "
                         "evidence + hysteresis, or the switch-price HMM")
     p.add_argument("--video-seed", type=seed_int, default=0, help="seed of the generated videos (all three splits)")

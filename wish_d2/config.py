@@ -1,6 +1,7 @@
 """The one config function of the plugin: ``add_wish_config(cfg)``. Every default carries a comment.
 
-Allowed values are checked by :func:`wish_d2.config_validation.validate_wish_config` when a model or trainer is built.
+Allowed values are checked by :func:`wish_d2.config_validation.validate_wish_config`, where a tool builds its config
+(:func:`wish_d2.engine.setup.build_cfg`). The ``@configurable`` modules' keyword defaults are these defaults.
 """
 from detectron2.config import CfgNode as CN
 
@@ -11,7 +12,7 @@ def add_wish_config(cfg: CN) -> None:
     W = cfg.MODEL.WISH
     W.STAGE = "all"  # what trains: "stage1" alignment, "stage2" contact+matching heads, "all" = both + pseudo-labels + eval
     W.SUPERVISION = "pseudo"  # Stage 2 targets: "pseudo" (WISH) or "gt" (fully supervised upper bound)
-    W.METHOD = "wish"  # inference rule, one of modeling.roi_heads.METHODS (wish, matching_only, ...)
+    W.METHOD = "wish"  # inference rule, one of modeling.roi_heads.HEAD_METHODS (wish, matching_only, ...)
     W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)
     W.USE_GEOMETRY = True  # ablation switch: False drops g(m, H) from pair features (visual only)
     W.USE_CONTACT_REGION = True  # add the CLIP embedding of each pair's contact zone (m ∩ dil H) ∪ (H ∩ dil m)
@@ -124,6 +125,7 @@ def add_wish_config(cfg: CN) -> None:
     W.CACHE.ENABLED = True  # train from cached features; False runs the frozen models online every step
 
     cfg.SOLVER.OPTIMIZER = "AdamW"  # "AdamW" for the small adapters/heads, or "SGD" (Detectron2's default)
+    cfg.INPUT.FORMAT = "RGB"  # what WISH's mappers hand SAM, Grounding DINO and CLIP (Detectron2's default is BGR)
     cfg.INPUT.DATASET_MAPPER_NAME = "wish_cached"  # "wish_cached" (feature cache) or "wish_online" (images)
     cfg.DATASETS.VAL = ()  # split used to calibrate thresholds; never the test split
     cfg.DATASETS.SYNTHETIC = CN()

@@ -12,13 +12,16 @@ from typing import Dict, List, Sequence, Tuple
 
 import yaml
 
-from .config_validation import ConfigError
 
 BASE_KEY = "_BASE_"
 MAX_FILE_BYTES = 1 << 20  # a config is a few KB; a larger file is not one (and parsing it would take seconds)
 MAX_NODES = 100_000  # YAML nodes after alias expansion: a config has hundreds, a "billion laughs" file billions
 MAX_DEPTH = 64  # nesting levels: a config has fewer than ten; deeper input would exhaust the parser's recursion
 MAX_FILES = 64  # files read for one config, bases included (a fan-out of repeated bases grows exponentially)
+
+
+class ConfigError(ValueError):
+    """One or more config values are invalid; the message names each key, its value and the allowed values."""
 
 
 class ConfigFileError(ConfigError):

@@ -1,9 +1,10 @@
 """``validate_wish_config(cfg)``: every WISH config value checked once, before any expensive work.
 
 A bad value (``INFERENCE.FUSION sum``, a prompt with an unknown field, ``STAGE1.TEMPERATURE 0``) would otherwise
-surface only after feature extraction and hours of training. The model (``WISH.from_config``), the trainer and the
-tools' setup call this, so every entry point fails fast with one error listing every bad key, its value and what
-is allowed.
+surface only after feature extraction and hours of training. It is called once per entry point, where the config is
+built: :func:`wish_d2.engine.setup.build_cfg`, the setup every tool shares, so every tool fails fast with one error
+listing every bad key, its value and what is allowed. Code that builds a config by hand (tests, notebooks) calls it
+itself; the model, the trainer and the pipeline take the config as given and do not check it again.
 """
 import math
 import os
@@ -11,10 +12,20 @@ import re
 import string
 from typing import Callable, Iterable, List, Optional, Tuple
 
-#: Allowed values of the string-valued keys whose choices are not defined by a registry or a modeling module.
-STAGES = ("stage1", "stage2", "all")
-SUPERVISIONS = ("pseudo", "gt")
-PAIR_VISUALS = ("contact", "all")
+from .cache.codec import DTYPES as CACHE_DTYPES
+from .config_file import ConfigError, ConfigFileError, load_config_dict
+from .data.taxonomy import TaxonomyError, load_taxonomy_file
+from .modeling.heads import PAIR_VISUALS
+from .modeling.inference import FUSIONS
+from .modeling.roi_heads import HEAD_METHODS, STAGES, SUPERVISIONS
+from .modeling.segmenters import SAM_TYPES
+from .registry import CLIP_ENCODER_REGISTRY, HAND_SOURCE_REGISTRY, SEGMENTER_REGISTRY, WISH_HEADS_REGISTRY
+
+__all__ = ["ConfigError", "validate_wish_config", "file_in_the_way"]
+
+#: Allowed values of the string-valued keys whose choices are not defined by a registry or by the module that
+#: reads them (those are imported above: each list of allowed values is defined once).
+CALIBRATIONS = ("val_labels", "label_free")
 OPTIMIZERS = ("AdamW", "SGD")
 DATASET_MAPPERS = ("wish_cached", "wish_online")
 INPUT_FORMATS = ("RGB", "BGR")  # what WISH's mappers, SAM and CLIP are handed
@@ -36,10 +47,6 @@ MAX_SEED = 2 ** 32 - 1  # numpy and torch seeds
 PROMPT_FIELDS = ("noun", "side")
 ZERO_SHOT_PROMPT_FIELDS = ("side",)
 OPEN_VOCAB_PROMPT_FIELDS = ("noun",)
-
-
-class ConfigError(ValueError):
-    """One or more config values are invalid; the message names each key, its value and the allowed values."""
 
 
 def file_in_the_way(path: str) -> Optional[str]:
@@ -85,6 +92,12 @@ class _Checker:
         for part in key.split("."):
             node = node[part]
         return node
+
+    def get_or_none(self, key: str):
+        try:
+            return self.get(key)
+        except KeyError:
+            return None
 
     def get_or(self, key: str, default):
         try:
@@ -162,8 +175,6 @@ class _Checker:
 
 def _check_taxonomy_file(c: _Checker, key: str) -> None:
     """A named taxonomy file is read now: a missing, empty or malformed one fails before any extraction."""
-    from .data.taxonomy import TaxonomyError, load_taxonomy_file
-
     try:
         path = c.get(key)
     except KeyError:
@@ -180,8 +191,6 @@ def _check_taxonomy_file(c: _Checker, key: str) -> None:
 def _check_detector_config(c: _Checker, prefix: str) -> None:
     """With ``HANDS.SOURCE detector`` the detector's config is read now, safely, so a missing or malicious file
     fails before any extraction (the hand source merges it into a Detectron2 config when it is built)."""
-    from .config_file import ConfigFileError, load_config_dict
-
     try:
         source, path = c.get(prefix + "SOURCE"), c.get(prefix + "DETECTOR_CONFIG")
     except KeyError:
@@ -202,17 +211,13 @@ def validate_wish_config(cfg) -> None:
 
     Covers every ``MODEL.WISH`` key and the stock Detectron2 keys WISH reads (``SOLVER``, ``DATALOADER``, ``INPUT``,
     ``TEST``, ``DATASETS``, ``SEED``, ``OUTPUT_DIR``, ``MODEL.DEVICE``), each bounded to what can run."""
-    from .cache.codec import DTYPES as CACHE_DTYPES
-    from .modeling.inference import FUSIONS
-    from .modeling.roi_heads import METHODS
-    from .modeling.segmenters import SAM_TYPES
-    from .registry import CLIP_ENCODER_REGISTRY, HAND_SOURCE_REGISTRY, SEGMENTER_REGISTRY
-
     c = _Checker(cfg)
     p = "MODEL.WISH."
+    if c.get_or_none("MODEL.META_ARCHITECTURE") == "WISH":  # its heads come from WISH's own registry
+        c.choice("MODEL.ROI_HEADS.NAME", sorted(k for k, _ in WISH_HEADS_REGISTRY))
     c.choice(p + "STAGE", STAGES)
     c.choice(p + "SUPERVISION", SUPERVISIONS)
-    c.choice(p + "METHOD", METHODS)
+    c.choice(p + "METHOD", HEAD_METHODS)
     for k in ("USE_VISUAL", "USE_GEOMETRY", "USE_CONTACT_REGION"):
         c.boolean(p + k)
     c.positive_int(p + "MAX_OBJECTS_PER_HAND")
@@ -236,7 +241,7 @@ def validate_wish_config(cfg) -> None:
     c.fraction(p + "CLIP.WEB_PRETRAIN.OBJECT_SHARE")
     c.check(p + "CLIP.WEB_PRETRAIN.UNLOCKED_IMAGE_GROUPS", lambda v: _is_int(v) and -1 <= v <= MAX_WIDTH,
             "an integer >= -1 (-1: train the whole image tower)")
-    c.choice(p + "CALIBRATION", ("val_labels", "label_free"))
+    c.choice(p + "CALIBRATION", CALIBRATIONS)
     c.strings(p + "OPEN_VOCAB.NOUNS")
     c.prompt(p + "OPEN_VOCAB.PROMPT", OPEN_VOCAB_PROMPT_FIELDS)
     c.strings(p + "OPEN_VOCAB.BACKGROUND")

@@ -11,7 +11,7 @@ import torch
 from detectron2.utils import comm
 from tqdm import tqdm
 
-from ..pretrain.release import SHIPPED_PREFIX, resolve_shipped, verify_shipped
+from ..modeling.shipped import SHIPPED_PREFIX, resolve_shipped, verify_shipped
 from .store import FeatureCache, cache_key
 
 logger = logging.getLogger(__name__)

@@ -18,7 +18,6 @@ RECORD_FIELDS = ("image_id", "height", "width", "v", "proposal_rles", "proposal_
                  "v_contact", "hand_rles", "geom", "gt_pair_obj")
 #: Fields with one entry per proposal: their lengths must agree.
 PER_PROPOSAL_FIELDS = ("v", "v_contact", "proposal_rles", "proposal_scores", "geom")
-_CHUNK = 1 << 20
 
 
 class CacheIntegrityError(RuntimeError):
@@ -27,15 +26,6 @@ class CacheIntegrityError(RuntimeError):
 
 def digest_bytes(data: bytes) -> Dict:
     return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def digest_file(path: str) -> Dict:
-    h, size = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-            size += len(chunk)
-    return {"bytes": size, "sha256": h.hexdigest()}
 
 
 def size_problem(path: str, expected: Dict) -> str:

@@ -27,7 +27,8 @@ from tqdm import tqdm
 
 from ..utils.atomic import atomic_path, write_json
 from .codec import check_dtype, decode_record, encode_record
-from .integrity import (CacheIntegrityError, digest_file, read_verified, record_problems, size_problem)
+from ..utils.digest import digest_file
+from .integrity import CacheIntegrityError, read_verified, record_problems, size_problem
 
 logger = logging.getLogger(__name__)
 # On-disk format version, part of every cache key, so caches of another format are rebuilt, never misread. Bumped

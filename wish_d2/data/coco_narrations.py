@@ -56,6 +56,7 @@ from typing import Dict, List, Optional, Sequence
 from detectron2.data import DatasetCatalog
 from detectron2.data.datasets import load_coco_json
 
+from ..classes import SIDES
 from ..utils.masks import check_rle, decode_rle, merge_rles, polygon_problem, polygons_to_rle, rle_area
 from .coco_checks import check_coco_instances
 from .common import (
@@ -143,7 +144,7 @@ def _strings(value) -> bool:
 def _side(value) -> Optional[str]:
     v = _norm(value) if value is not None else ""
     v = v.replace(" hand", "")
-    return v if v in ("left", "right") else None
+    return v if v in SIDES else None
 
 
 def load_coco_narrations(
@@ -301,7 +302,7 @@ def _resolve_hands(items, width: int, skips: SkipLog, img_id) -> List[Dict]:
                 by_side[side].append(rle)
                 source[side] = "heuristic"
     hands = []
-    for side in ("left", "right"):
+    for side in SIDES:
         if by_side[side]:
             if len(by_side[side]) > 1:
                 skips.note("several hands of one side (merged)", f"image {img_id}")

@@ -16,14 +16,13 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from detectron2.data import MetadataCatalog
 from detectron2.structures import BoxMode
 
+from ..classes import CLASS_NAMES, SIDES
 from ..utils.masks import MAX_MASK_SIDE, rle_bbox, rle_to_str
-from ..classes import CLASS_NAMES
 
 logger = logging.getLogger(__name__)
 
 THING_CLASSES = list(CLASS_NAMES)
 CATEGORY_IDS = {name: i for i, name in enumerate(CLASS_NAMES)}
-SIDES = ("left", "right")
 EVALUATOR_TYPE = "wish_inhand"
 
 
@@ -156,8 +155,3 @@ def probe_image(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
         return None, "image too large (decompression bomb)"
     return (h, w), None
 
-
-def read_image_size(path: str):
-    """(height, width) from the image header, or ``None`` if it cannot be read or is too large (see
-    :func:`probe_image`, which also says why)."""
-    return probe_image(path)[0]

@@ -16,7 +16,7 @@ from typing import Callable, Dict, List
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.structures import BoxMode
 
-from .common import SIDES
+from ..classes import SIDES
 
 logger = logging.getLogger(__name__)
 

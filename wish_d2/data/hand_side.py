@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..classes import SIDES
 from ..utils.masks import decode_rle
 
 __all__ = ["SIDE_RULES", "mask_centroid_x", "mask_entry_x", "side_from_mask", "assign_sides", "apply_side_heuristic",
@@ -108,7 +109,7 @@ def apply_side_heuristic(hands: List[Dict], width: int) -> List[Dict]:
         if s is None:
             continue
         new = dict(h, side=s, side_source="heuristic")
-        if h.get("side") in ("left", "right"):
+        if h.get("side") in SIDES:
             new["gt_side"] = h["side"]
         out.append(new)
     return out

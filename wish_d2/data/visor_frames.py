@@ -10,6 +10,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..classes import SIDES
 from ..utils.masks import decode_rle, merge_rles, polygon_problem, polygons_to_rle, rle_area
 from .common import CATEGORY_IDS, SkipLog, dedup, make_annotation, make_hand, probe_image
 from .epic_narrations import MAX_FRAME, VideoNarrations
@@ -47,7 +48,7 @@ def hand_sides(value) -> List[str]:
     sides = []
     for v in vals:
         n = normalize_entity_name(v)
-        side = HAND_NAMES.get(n, n if n in ("left", "right") else None)
+        side = HAND_NAMES.get(n, n if n in SIDES else None)
         if side and side not in sides:
             sides.append(side)
     return sides
@@ -160,7 +161,7 @@ class VisorFrameParser:
             "frame": frame_no,
             "narrations": dedup(narrations),
             "noun_phrases": dedup(phrases),
-            "hands": [make_hand(hand_rles[s], s, "gt") for s in ("left", "right") if s in hand_rles],
+            "hands": [make_hand(hand_rles[s], s, "gt") for s in SIDES if s in hand_rles],
             "annotations": annotations,
         }
 
@@ -258,7 +259,7 @@ class VisorFrameParser:
 
     def _hand_masks(self, hands, gloves, where, h, w) -> Dict[str, Dict]:
         hand_rles: Dict[str, Dict] = {}
-        for side in ("left", "right"):
+        for side in SIDES:
             parts = [e for e in hands[side] + gloves[side] if e["polygons"]]
             for e in hands[side] + gloves[side]:
                 if not e["polygons"]:
@@ -294,9 +295,9 @@ class VisorFrameParser:
         return value, value is None or _is_id(value) or several
 
     def _contacts(self, name, ents, hands, gloves, where) -> Optional[Dict[str, Optional[str]]]:
-        hand_ids = {str(e["id"]) for side in ("left", "right") for e in hands[side] + gloves[side]}
+        hand_ids = {str(e["id"]) for side in SIDES for e in hands[side] + gloves[side]}
         contact: Dict[str, Optional[str]] = {}
-        for side in ("left", "right"):
+        for side in SIDES:
             if not hands[side] and not gloves[side]:
                 continue
             value, ok = self._contact_value(name, side, hands, gloves, where)
@@ -349,7 +350,7 @@ class VisorFrameParser:
         # several objects gets one annotation each, so its class covers their union)
         ids = {s: (v,) if isinstance(v, str) else tuple(v or ()) for s, v in contact.items()}
         left, right = ids.get("left", ()), ids.get("right", ())
-        todo = [(eid, ("left", "right"), "both") for eid in left if eid in right]
+        todo = [(eid, SIDES, "both") for eid in left if eid in right]
         todo += [(eid, (side,), side) for side, own in (("left", left), ("right", right)) for eid in own
                  if eid not in left or eid not in right]
         annotations = []

@@ -20,6 +20,7 @@ from wish_d2.evaluation.coco_export import instances_to_coco_results
 from wish_d2.utils.atomic import DiskFullError
 from wish_d2.evaluation.metrics import InHandIoU
 from wish_d2.utils.masks import decode_rles
+from wish_d2.classes import SIDES
 from wish_d2.utils.visualize import (CLASS_NAMES, auto_scale, draw_ground_truth, draw_predictions, draw_proposals,
                                      instances_to_arrays, rles_to_masks)
 
@@ -237,7 +238,7 @@ class DemoRunner:
             metrics.update(m)
         metrics["predictions"] = int(len(masks))
         metrics["proposals"] = int(len(proposals))
-        metrics["hands"] = "+".join(s for s, p in zip(("left", "right"), present) if p) or "none"
+        metrics["hands"] = "+".join(s for s, p in zip(SIDES, present) if p) or "none"
 
         self.coco_results.extend(instances_to_coco_results(inst, image_id, metadata))
         class_names = [CLASS_NAMES[int(c)] for c in classes]

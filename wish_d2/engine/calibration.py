@@ -1,7 +1,9 @@
 """Threshold calibration on the validation split (never the test split), and E-mIoU of any selection rule.
 
 Both WISH thresholds (the Stage 1 pseudo-label score threshold and the Stage 2 contactness threshold) are chosen
-by a grid search that maximises validation E-mIoU against the validation ground truth.
+by a grid search that maximises validation E-mIoU against the validation ground truth, or, with
+``MODEL.WISH.CALIBRATION "label_free"``, without any label (:mod:`.label_free`). The scores come from
+:mod:`.scoring`, computed once per split; each grid point only re-applies a threshold.
 """
 import logging
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
@@ -11,7 +13,12 @@ import torch
 
 from ..evaluation import metrics
 from ..evaluation.metrics import InHandIoU, paint_label_map
+from ..modeling.inference import select_in_hand
+from ..modeling.pseudo_labels import assign_pseudo_labels
 from ..utils.masks import decode_rles
+from .data import dataset_dicts
+from .label_free import label_free_contact_threshold, label_free_pseudo_threshold
+from .scoring import pseudo_score_split, pseudo_selection, split_scores, unwrap_model
 
 logger = logging.getLogger(__name__)
 # Contactness thresholds tried on val: probabilities, evenly spaced, leaving out the degenerate 0 and 1.
@@ -60,3 +67,46 @@ def grid_search(candidates: Sequence[float], evaluate: Callable[[float], float],
     logger.info(f"calibrated {what} on val: {best_t:.4g} (val E-mIoU {best_v:.2f}); grid: "
                 + ", ".join(f"{t:.3g}:{v:.1f}" for t, v in results))
     return best_t
+
+
+def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
+    """The Stage 1 pseudo-label threshold: the best of quantiles of each visible hand's best score on val."""
+    heads = unwrap_model(model).roi_heads
+    if cfg.MODEL.WISH.CALIBRATION == "label_free":  # no pixel label: Otsu on the train split's Stage 1 scores
+        return label_free_pseudo_threshold(cfg, model, cfg.DATASETS.TRAIN[0], both_rule=heads.both_rule)
+    gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
+    scored = pseudo_score_split(cfg, model, val_name)
+    memo = {}
+
+    def labels_at(t):
+        return [(i, assign_pseudo_labels(s, ov, pv, hp, threshold=t, both_rule=heads.both_rule), rec)
+                for i, s, ov, pv, hp, rec in scored]
+
+    probe = labels_at(-1e9)  # every visible hand's best, unthresholded
+    best = [float(s) for _, lab, _ in probe for o, s in zip(lab.obj_idx, lab.score) if int(o) >= 0]
+    candidates = np.unique(np.quantile(best, PSEUDO_THRESHOLD_QUANTILES)) if best else [0.0]
+
+    def val_emiou(t):
+        return selection_emiou(((pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels_at(t)),
+                               memo)["E-mIoU"]
+
+    return grid_search(candidates, val_emiou, "pseudo-label threshold")
+
+
+def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str] = None) -> float:
+    """The Stage 2 contactness threshold of ``method`` (default: the model's) on :data:`CONTACT_THRESHOLD_GRID`."""
+    if cfg.MODEL.WISH.CALIBRATION == "label_free":  # no pixel label: Otsu on the split's Stage 2 probabilities
+        return label_free_contact_threshold(cfg, model, [val_name], method)
+    heads = unwrap_model(model).roi_heads
+    method = method or heads.method
+    gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
+    scores = split_scores(cfg, model, val_name)
+    rule = {**heads.selection_rule(method), "max_objects": 1}  # the first object's threshold, alone
+    memo = {}
+
+    def val_emiou(t):
+        return selection_emiou(
+            ((select_in_hand(c, a, ov, hp, contact_threshold=t, **rule), rec, gts[i])
+             for i, c, a, ov, hp, rec in scores), memo)["E-mIoU"]
+
+    return grid_search(CONTACT_THRESHOLD_GRID, val_emiou, f"contact threshold ({method})")

@@ -43,15 +43,15 @@ def check_init_weights(cfg, allow_partial: bool = False) -> None:
     ``cfg`` (unless ``allow_partial``). Only the heads are built (their input width read from the open_clip model
     config), so this costs a file read, not a CLIP; the stage that loads the weights checks them again."""
     import open_clip
-    from detectron2.modeling.roi_heads import build_roi_heads
 
     from ..modeling.clip_encoder import register_model_configs
+    from ..modeling.roi_heads import build_wish_heads
 
     register_model_configs()
     clip_cfg = open_clip.get_model_config(cfg.MODEL.WISH.CLIP.MODEL_NAME) or {}
     holder = torch.nn.Module()
     if "embed_dim" in clip_cfg:
-        holder.roi_heads = build_roi_heads(cfg, {"clip": int(clip_cfg["embed_dim"])})
+        holder.roi_heads = build_wish_heads(cfg, {"clip": int(clip_cfg["embed_dim"])})
     checkpointer = SafeDetectionCheckpointer(holder)
     checkpointer.load(cfg.MODEL.WEIGHTS, checkpointables=[])
     if "embed_dim" in clip_cfg:

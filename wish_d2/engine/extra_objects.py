@@ -19,6 +19,7 @@ from ..modeling.pseudo_labels import assign_pseudo_labels
 from .calibration import CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt_label_map, grid_search, selection_emiou
 from .data import dataset_dicts
 from .label_free import otsu_threshold
+from .scoring import pseudo_score_split, pseudo_selection, split_scores, unwrap_model
 
 __all__ = ["calibrate_extra_pseudo_threshold", "calibrate_extra_contact_threshold"]
 
@@ -39,8 +40,6 @@ def _candidates(labels) -> np.ndarray:
 
 def calibrate_extra_pseudo_threshold(cfg, model, val_name: Optional[str], threshold: float) -> float:
     """The further-object pseudo-label threshold, the first one fixed at ``threshold``."""
-    from .pipeline import pseudo_score_split, pseudo_selection, unwrap_model
-
     heads = unwrap_model(model).roi_heads
     if cfg.MODEL.WISH.CALIBRATION == "label_free":
         split = cfg.DATASETS.TRAIN[0]
@@ -65,8 +64,6 @@ def calibrate_extra_pseudo_threshold(cfg, model, val_name: Optional[str], thresh
 
 def calibrate_extra_contact_threshold(cfg, model, val_name: str, method: Optional[str] = None) -> float:
     """The further-object contact threshold, the model's first contact threshold fixed."""
-    from .pipeline import split_scores, unwrap_model
-
     heads = unwrap_model(model).roi_heads
     rule = heads.selection_rule(method)
     theta = float(heads.contact_threshold)

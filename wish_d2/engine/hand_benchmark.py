@@ -22,6 +22,7 @@ from typing import Dict, List, Sequence
 import torch
 from detectron2.data import DatasetCatalog
 
+from ..classes import SIDES
 from ..data.hand_datasets import HAND_CLASSES, register_hands_only
 from ..data.hand_side import hand_side_accuracy
 from ..data.image_io import read_image_rgb
@@ -94,7 +95,7 @@ def train_hand_detector(train_dataset: str, out: str, iters: int, seed: int) -> 
 
 
 def _gt_hands(d: Dict):
-    hands = [h for h in d.get("hands", []) if h.get("side") in ("left", "right")]
+    hands = [h for h in d.get("hands", []) if h.get("side") in SIDES]
     return [h["segmentation"] for h in hands], [h["side"] for h in hands]
 
 

@@ -10,7 +10,7 @@ that maximises the between-class variance of the scores), computed on each visib
 * contact threshold: the per-hand probability the inference rule thresholds, on the VAL split's images if there is
   one (held out from Stage 2's training, so not over-confident), else on TRAIN. No annotation is read.
 
-The core (:func:`otsu_threshold`) is plain torch; the rest is thin glue over the pipeline's scoring passes.
+The core (:func:`otsu_threshold`) is plain torch; the rest is thin glue over the scoring passes of :mod:`.scoring`.
 """
 import logging
 from typing import Optional, Sequence
@@ -19,6 +19,7 @@ import torch
 
 from ..modeling.inference import select_per_hand
 from ..modeling.pseudo_labels import assign_pseudo_labels
+from .scoring import pseudo_score_split, split_scores, unwrap_model
 
 __all__ = ["OTSU_BINS", "otsu_threshold", "label_free_pseudo_threshold", "label_free_contact_threshold"]
 
@@ -59,8 +60,6 @@ def _log(what: str, scores: torch.Tensor, t: float, split: str) -> None:
 
 def label_free_pseudo_threshold(cfg, model, split: str, both_rule: bool = True) -> float:
     """Otsu over each visible hand's best Stage 1 score on ``split`` (no annotation read)."""
-    from .pipeline import pseudo_score_split
-
     best = []
     for _, s, ov, pv, hp, _ in pseudo_score_split(cfg, model, split):
         lab = assign_pseudo_labels(s, ov, pv, hp, threshold=-1e9, both_rule=both_rule)
@@ -74,8 +73,6 @@ def label_free_pseudo_threshold(cfg, model, split: str, both_rule: bool = True) 
 def label_free_contact_threshold(cfg, model, splits: Sequence[str], method: Optional[str] = None) -> float:
     """Otsu over the per-hand probability the inference rule thresholds, on the first of ``splits`` (no annotation
     read)."""
-    from .pipeline import split_scores, unwrap_model
-
     heads = unwrap_model(model).roi_heads
     rule = heads.selection_rule(method)
     split = splits[0]

@@ -6,24 +6,18 @@ Each stage is an ordinary ``WISHTrainer`` run (Detectron2's ``DefaultTrainer``) 
 import logging
 import os
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List
 
-import numpy as np
-import torch
 from detectron2.utils import comm
 from detectron2.utils.env import seed_all_rng
 
-from ..modeling.inference import select_in_hand
-from ..modeling.pseudo_labels import assign_pseudo_labels
 from ..utils.atomic import write_json
-from ..config_validation import validate_wish_config
 from .atomic_checkpointer import AtomicCheckpointer
-from .calibration import (CONTACT_THRESHOLD_GRID, PSEUDO_THRESHOLD_QUANTILES, gt_label_map, grid_search,
-                          selection_emiou)
+from .calibration import calibrate_contact_threshold, calibrate_pseudo_threshold, gt_label_map, selection_emiou
 from .checkpoint import check_init_weights
-from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
+from .data import cache_root, dataset_dicts, ensure_feature_cache
 from .extra_objects import calibrate_extra_contact_threshold, calibrate_extra_pseudo_threshold
-from .label_free import label_free_contact_threshold, label_free_pseudo_threshold
+from .scoring import pseudo_label_split, pseudo_selection, unwrap_model
 from .trainer import WISHTrainer
 
 logger = logging.getLogger(__name__)
@@ -94,80 +88,7 @@ def train_stage(cfg, resume: bool, allow_partial_weights: bool = False):
     return trainer.model
 
 
-def unwrap_model(model):
-    return model.module if hasattr(model, "module") else model
-
-
 # ---- pseudo-labels -----------------------------------------------------------------------------------------
-def pseudo_selection(label) -> List:
-    """Pseudo-label of one image -> (proposal, class, score) instances; one object for both hands is ``both``."""
-    objs, scores = [int(o) for o in label.obj_idx], [float(s) for s in label.score]
-    if objs[0] >= 0 and objs[0] == objs[1]:
-        out = [(objs[0], 2, (scores[0] + scores[1]) / 2)]
-    else:
-        out = [(o, s, sc) for s, (o, sc) in enumerate(zip(objs, scores)) if o >= 0]
-    if label.extra_idx is not None:  # further objects, each in its hand's class
-        out += [(int(o), s, float(sc)) for s in (0, 1) for o, sc in zip(label.extra_idx[s], label.extra_score[s])
-                if int(o) >= 0]
-    return out
-
-
-@torch.no_grad()
-def pseudo_label_split(cfg, model, name: str, threshold: Optional[float] = None):
-    """[(image_id, pseudo-label, record)] of a split under the given (or the model's) threshold."""
-    heads = unwrap_model(model).roi_heads
-    if threshold is not None:
-        heads.pseudo_threshold.fill_(threshold)
-    model.eval()
-    out = []
-    for batch in iterate_cached(cfg, name, model):
-        for x, label in zip(batch, unwrap_model(model).pseudo_label(batch)):
-            out.append((str(x["image_id"]), label, x["wish_features"]))
-    return out
-
-
-@torch.no_grad()
-def pseudo_score_split(cfg, model, name: str):
-    """[(image_id, scores [N, M, 2], obj_valid [N], phrase_valid [M], hand_present [2], record)] of a split:
-    Stage 1 runs once; any threshold is then applied without running the model again."""
-    from ..modeling.meta_arch import collate_records
-
-    m = unwrap_model(model)
-    m.eval()
-    out = []
-    for batch in iterate_cached(cfg, name, model):
-        records = [x["wish_features"] for x in batch]
-        b = collate_records(records, [x["text_embeds"] for x in batch], m.device)
-        s = m.roi_heads.pseudo_scores(b).cpu()
-        for k, x in enumerate(batch):
-            out.append((str(x["image_id"]), s[k], b["obj_valid"][k].cpu(), b["phrase_valid"][k].cpu(),
-                        b["hand_present"][k].cpu(), records[k]))
-    return out
-
-
-def calibrate_pseudo_threshold(cfg, model, val_name: str) -> float:
-    heads = unwrap_model(model).roi_heads
-    if cfg.MODEL.WISH.CALIBRATION == "label_free":  # no pixel label: Otsu on the train split's Stage 1 scores
-        return label_free_pseudo_threshold(cfg, model, cfg.DATASETS.TRAIN[0], both_rule=heads.both_rule)
-    gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
-    scored = pseudo_score_split(cfg, model, val_name)
-    memo = {}
-
-    def labels_at(t):
-        return [(i, assign_pseudo_labels(s, ov, pv, hp, threshold=t, both_rule=heads.both_rule), rec)
-                for i, s, ov, pv, hp, rec in scored]
-
-    probe = labels_at(-1e9)  # every visible hand's best, unthresholded
-    best = [float(s) for _, lab, _ in probe for o, s in zip(lab.obj_idx, lab.score) if int(o) >= 0]
-    candidates = np.unique(np.quantile(best, PSEUDO_THRESHOLD_QUANTILES)) if best else [0.0]
-
-    def val_emiou(t):
-        return selection_emiou(((pseudo_selection(lab), rec, gts[i]) for i, lab, rec in labels_at(t)),
-                               memo)["E-mIoU"]
-
-    return grid_search(candidates, val_emiou, "pseudo-label threshold")
-
-
 def write_pseudo_labels(labels, path: str, threshold: float) -> Dict[str, List[int]]:
     table = {i: {"objects": [int(o) for o in lab.obj_idx], "scores": [float(s) for s in lab.score],
                  "phrases": [int(p) for p in lab.phrase_idx]} for i, lab, _ in labels}
@@ -178,43 +99,7 @@ def write_pseudo_labels(labels, path: str, threshold: float) -> Dict[str, List[i
     return {i: v["objects"] for i, v in table.items()}
 
 
-# ---- Stage 2 calibration and evaluation --------------------------------------------------------------------
-@torch.no_grad()
-def split_scores(cfg, model, name: str):
-    """[(image_id, contact_logits, match_logits, obj_valid, hand_present, record)] of a split."""
-    from ..modeling.meta_arch import collate_records
-
-    m = unwrap_model(model)
-    m.eval()
-    out = []
-    for batch in iterate_cached(cfg, name, model):
-        records = [x["wish_features"] for x in batch]
-        b = collate_records(records, [x["text_embeds"] for x in batch], m.device)
-        b["zero_shot"] = batch[0]["zero_shot_embeds"].to(m.device)
-        c, a = m.roi_heads.scores(b)
-        for k, x in enumerate(batch):
-            out.append((str(x["image_id"]), c[k], a[k], b["obj_valid"][k], b["hand_present"][k], records[k]))
-    return out
-
-
-def calibrate_contact_threshold(cfg, model, val_name: str, method: Optional[str] = None) -> float:
-    if cfg.MODEL.WISH.CALIBRATION == "label_free":  # no pixel label: Otsu on the split's Stage 2 probabilities
-        return label_free_contact_threshold(cfg, model, [val_name], method)
-    heads = unwrap_model(model).roi_heads
-    method = method or heads.method
-    gts = {str(d["image_id"]): gt_label_map(d) for d in dataset_dicts(val_name)}
-    scores = split_scores(cfg, model, val_name)
-    rule = {**heads.selection_rule(method), "max_objects": 1}  # the first object's threshold, alone
-    memo = {}
-
-    def val_emiou(t):
-        return selection_emiou(
-            ((select_in_hand(c, a, ov, hp, contact_threshold=t, **rule), rec, gts[i])
-             for i, c, a, ov, hp, rec in scores), memo)["E-mIoU"]
-
-    return grid_search(CONTACT_THRESHOLD_GRID, val_emiou, f"contact threshold ({method})")
-
-
+# ---- evaluation --------------------------------------------------------------------------------------------
 def evaluate(cfg, model) -> Dict:
     """Test metrics of ``model`` on DATASETS.TEST; predictions and the COCO export go to OUTPUT_DIR/inference."""
     return WISHTrainer.test(cfg, model)
@@ -225,8 +110,8 @@ def run_pipeline(cfg, resume: bool = False, allow_partial_weights: bool = False)
     """Train and evaluate as ``MODEL.WISH.STAGE`` says. Returns the test metrics (and writes them).
 
     ``MODEL.WEIGHTS`` initialises the first stage that trains; it must fill the WISH heads unless
-    ``allow_partial_weights`` (``--allow-partial-weights``)."""
-    validate_wish_config(cfg)  # before any feature extraction
+    ``allow_partial_weights`` (``--allow-partial-weights``). ``cfg`` is validated where it is built
+    (:func:`wish_d2.engine.setup.build_cfg`, or :func:`wish_d2.config_validation.validate_wish_config` by hand)."""
     if cfg.MODEL.WEIGHTS and not resume:
         check_init_weights(cfg, allow_partial_weights)  # a bad file fails now, not after hours of extraction
     w = cfg.MODEL.WISH

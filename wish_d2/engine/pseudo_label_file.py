@@ -14,6 +14,7 @@ import logging
 import os
 from typing import Dict, List, Sequence, Tuple
 
+from ..classes import SIDES
 from ..data.common import DataFormatError
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ class PseudoLabels(dict):
         objs = self.get(str(image_id), [-1, -1])
         rows = objs if objs and isinstance(objs[0], list) else [objs]
         for row in rows:
-            for side, o in zip(("left", "right"), row):
+            for side, o in zip(SIDES, row):
                 if o >= num_proposals:
                     raise DataFormatError(f"{self.path} (image {str(image_id)!r}): the {side} object is proposal {o}, "
                                           f"but the image has {num_proposals} proposal(s) ({KEY}; labels of other "

@@ -7,6 +7,7 @@ Output layout of ``run_table(cfg, DIR, seeds)``::
                                               MODEL.WISH.CACHE.DIR names one)
     DIR/seed<k>/<row>/metrics.json            the row's full test metrics (in-hand IoUs, COCO segm AP)
     DIR/seed<k>/<row>/inference/<test>/       its predictions: inhand_predictions_coco.json (COCO results),
+                                              the COCO ground truth they re-score against (<test>_coco_format.json),
                                               and what Detectron2's COCOEvaluator writes
     DIR/seed<k>/wish/{stage1,stage2}/         WISH's training runs (the rows read off WISH load its model_final.pth)
     DIR/seed<k>/<ablation>/{stage1,stage2}/   the training runs of the rows that train their own pipeline
@@ -26,9 +27,10 @@ from torch import nn
 from ..modeling.meta_arch import selections_to_instances
 from ..pretrain.zero_shot import encoder_report
 from ..utils.atomic import atomic_path, write_json
+from .calibration import calibrate_contact_threshold
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
-from .pipeline import (unwrap_model, calibrate_contact_threshold, evaluate, pseudo_selection, run_pipeline,
-                       stage_cfg)
+from .pipeline import evaluate, run_pipeline, stage_cfg
+from .scoring import pseudo_selection, unwrap_model
 from .trainer import WISHTrainer
 
 logger = logging.getLogger(__name__)
@@ -57,9 +59,9 @@ OPTIONAL_ROWS = {
     "wish_multi": ("MODEL.WISH.MAX_OBJECTS_PER_HAND", "2"),  # up to two objects per hand (multi-grip worlds)
 }
 ABLATIONS.update(OPTIONAL_ROWS)
-# Every row of the table, in the order it is printed; DEFAULT_METHODS: the rows run when none are named.
-METHODS = tuple(FROM_WISH) + tuple(ABLATIONS)
-DEFAULT_METHODS = tuple(m for m in METHODS if m not in OPTIONAL_ROWS)
+# Every row of the table, in the order it is printed; DEFAULT_ROWS: the rows run when none are named.
+TABLE_ROWS = tuple(FROM_WISH) + tuple(ABLATIONS)
+DEFAULT_ROWS = tuple(m for m in TABLE_ROWS if m not in OPTIONAL_ROWS)
 KEYS = ("E-mIoU", "IoU_left", "IoU_right", "IoU_both", "AP")
 METRICS_FILE = "metrics.json"  # each row's full metrics, in the row's folder
 
@@ -236,10 +238,10 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
     """Every method for every seed; ``register(cfg)`` registers a seed's datasets. A seed is the data seed and, unless
     ``train_seed`` is given, also the training seed (``SEED``): fixing the data and changing ``train_seed`` measures
     how much one dataset's numbers move with training randomness alone."""
-    methods = list(methods or DEFAULT_METHODS)
-    unknown = set(methods) - set(METHODS)
+    methods = list(methods or DEFAULT_ROWS)
+    unknown = set(methods) - set(TABLE_ROWS)
     if unknown:
-        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {METHODS}")
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {TABLE_ROWS}")
     per_seed = {}
     for seed in seeds:
         out = os.path.join(output_dir, f"seed{seed}")
@@ -277,14 +279,14 @@ def format_table(results: Dict) -> str:
              *([f"Training seed {results['train_seed']} for every data seed", ""] if "train_seed" in results else []),
              "| method | E-mIoU | IoU left | IoU right | IoU both | mask AP | % of supervised |",
              "|---|---|---|---|---|---|---|"]
-    for m in METHODS:
+    for m in TABLE_ROWS:
         if m not in results:
             continue
         r = results[m]
         pct = f"{100 * r['E-mIoU'] / sup:.0f}%" if sup else "-"
         cells = [f"{r[k]:.1f}" if k in r else "-" for k in KEYS]
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {pct} |")
-    subsets = [m for m in METHODS if "subsets" in results.get(m, {})]
+    subsets = [m for m in TABLE_ROWS if "subsets" in results.get(m, {})]
     if subsets:
         lines += ["", "E-mIoU by frame subset (single: every hand holds at most one object; multi: a hand holds two):",
                   "", "| method | all frames | single-object frames | multi-object frames |", "|---|---|---|---|"]
@@ -296,7 +298,7 @@ def format_table(results: Dict) -> str:
         lines += ["", "Per seed E-mIoU:", "",
                   "| method | " + " | ".join(f"seed {s}" for s in seeds) + " |",
                   "|---|" + "---|" * len(seeds)]
-        for m in METHODS:
+        for m in TABLE_ROWS:
             if m in results:
                 vals = [results["per_seed"][s].get(m, {}).get("E-mIoU") for s in seeds]
                 lines.append(f"| {m} | " + " | ".join("-" if v is None else f"{v:.1f}" for v in vals) + " |")

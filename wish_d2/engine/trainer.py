@@ -9,7 +9,7 @@ import torch
 from detectron2.engine import DefaultTrainer, defaults
 from detectron2.utils import comm
 
-from ..config_validation import OPTIMIZERS, validate_wish_config
+from ..config_validation import OPTIMIZERS
 from ..evaluation.inhand_evaluator import InHandEvaluator
 from ..modeling.checkpointer import SafeDetectionCheckpointer
 from .atomic_checkpointer import AtomicCheckpointer
@@ -22,7 +22,6 @@ RESUME_STATE_KEY = "wish_resume_config"  # in the trainer's checkpoint state: th
 
 class WISHTrainer(DefaultTrainer):
     def __init__(self, cfg, allow_partial_weights: bool = False):
-        validate_wish_config(cfg)  # before the model, the loaders or any feature extraction
         self.allow_partial_weights = allow_partial_weights
         if comm.get_world_size() > 1 and cfg.MODEL.DEVICE == "cpu":
             # DefaultTrainer wraps the model in DDP with device_ids=[local rank], which DDP accepts for CUDA

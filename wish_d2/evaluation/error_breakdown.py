@@ -21,6 +21,7 @@ from typing import Dict, List, Mapping, Optional, Sequence
 import numpy as np
 import pycocotools.mask as mask_util
 
+from ..classes import CLASS_BOTH, CLASS_LEFT, CLASS_NAMES, CLASS_RIGHT, SIDES
 from .subsets import SUBSETS, frame_subset
 
 __all__ = ["CAUSES", "CLASS_NAMES", "BreakdownInputError", "classify_errors", "breakdown", "format_breakdown"]
@@ -29,8 +30,7 @@ CAUSES = ("hand_side", "no_proposal", "contact_missed", "prior", "wrong_object")
 CAUSE_TEXT = {"hand_side": "hand-side confusion", "no_proposal": "no proposal covers it",
               "contact_missed": "contact missed", "prior": "the prior (hand took another object)",
               "wrong_object": "wrong object chosen"}
-CLASS_NAMES = ("left", "right", "both")
-HANDS = {0: {"left"}, 1: {"right"}, 2: {"left", "right"}}
+HANDS = {CLASS_LEFT: {SIDES[0]}, CLASS_RIGHT: {SIDES[1]}, CLASS_BOTH: set(SIDES)}  # the hands of each class
 
 
 class BreakdownInputError(ValueError):

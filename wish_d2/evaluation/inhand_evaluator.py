@@ -20,15 +20,17 @@ Outputs: ``outputs["instances"]`` with ``pred_masks [K, H, W]`` at the original 
 ``pred_classes``, ``scores``, optionally ``hand_index``. ``pred_boxes`` is not needed (it is derived from the masks
 for COCOEvaluator when missing).
 
-Files under ``output_dir``: ``inhand_predictions_coco.json`` (COCO results, :mod:`.coco_export`), plus what
-COCOEvaluator writes (``instances_predictions.pth``, ``coco_instances_results.json`` and, for datasets without a
-``json_file``, the converted ground truth ``<dataset>_coco_format.json``, which Detectron2 caches: delete it when
-the dataset changes).
+Files under ``output_dir``: ``inhand_predictions_coco.json`` (COCO results, :mod:`.coco_export`), the COCO ground
+truth they are scored against (the dataset's ``json_file``, copied under its own name, so that every evaluation
+folder re-scores with pycocotools on its own), plus what COCOEvaluator writes (``instances_predictions.pth``,
+``coco_instances_results.json``). For datasets without a ``json_file`` that ground truth is Detectron2's converted
+``<dataset>_coco_format.json``, which Detectron2 caches where it first wrote it: delete it when the dataset changes.
 """
 import copy
 import itertools
 import logging
 import os
+import shutil
 import tempfile
 from collections import OrderedDict
 from typing import Dict, List, Optional
@@ -42,10 +44,11 @@ from detectron2.structures import BitMasks, Instances
 from detectron2.utils.logger import create_small_table
 
 from .. import compat
+from ..classes import SIDES
+from ..data.hand_side import side_from_mask
+from ..utils.atomic import atomic_path
 from ..utils.masks import segmentation_to_mask
 from .coco_export import instances_to_coco_results, write_coco_results
-from ..data.common import SIDES
-from ..data.hand_side import side_from_mask
 from .metrics import InHandIoU, gt_label_map, hand_side_accuracy, paint_label_map
 
 __all__ = ["InHandEvaluator", "PREDICTIONS_FILE"]
@@ -171,6 +174,17 @@ class InHandEvaluator(DatasetEvaluator):
             if self._coco_evaluator is not None:
                 self._coco_evaluator.process([inp], [{"instances": instances}])
 
+    def _copy_ground_truth(self) -> None:
+        """The ground truth the predictions are scored against, beside them (Detectron2 converts it once, into the
+        first evaluation folder, and points the dataset's metadata there for every later one)."""
+        src = getattr(self._metadata, "json_file", None)
+        if not src or not os.path.isfile(src):
+            return
+        dst = os.path.join(self._output_dir, os.path.basename(src))
+        if os.path.abspath(src) != os.path.abspath(dst):
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
+
     def evaluate(self):
         # Every process takes part in every collective call, in the same order, before non-main ones return.
         coco_res = self._coco_evaluator.evaluate() if self._coco_evaluator is not None else {}
@@ -197,6 +211,7 @@ class InHandEvaluator(DatasetEvaluator):
             path = os.path.join(self._output_dir, PREDICTIONS_FILE)
             write_coco_results(list(itertools.chain(*coco_results)), path)
             self._logger.info(f"Saved {sum(len(r) for r in coco_results)} COCO predictions to {path}")
+            self._copy_ground_truth()
 
         if inhand:
             self._logger.info(

@@ -9,12 +9,12 @@ from typing import Dict, Iterable, List, Mapping, Sequence, Tuple
 import numpy as np
 import pycocotools.mask as mask_util
 
+from ..classes import CLASS_BOTH, CLASS_LEFT, CLASS_RIGHT
 from .metrics import InHandIoU, gt_label_map, paint_label_map
 
 __all__ = ["SUBSETS", "objects_per_hand", "frame_subset", "has_multi_object_frames", "subset_metrics"]
 
 SUBSETS = ("single", "multi")
-CLASS_LEFT, CLASS_RIGHT, CLASS_BOTH = 0, 1, 2
 
 
 def objects_per_hand(annotations: Iterable[Mapping]) -> Tuple[int, int]:

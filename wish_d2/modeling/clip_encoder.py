@@ -25,6 +25,7 @@ import torch
 
 from ..registry import CLIP_ENCODER_REGISTRY
 from .clip_pooling import MaskPooledCLIP
+from .shipped import resolve_shipped
 from .weights import (
     DOWNLOAD_TIMEOUT_S,
     MissingWeightsError,
@@ -142,8 +143,6 @@ def build_open_clip(model_name: str, pretrained: str = "", init_seed: int = 0, d
         UnreadableWeightsError: (a ``RuntimeError``) the file exists but is not a loadable checkpoint for
             ``model_name``.
     """
-    from ..pretrain.release import resolve_shipped
-
     register_model_configs()
     if model_name not in open_clip.list_models():
         raise ValueError(f"Unknown open_clip model {model_name!r}. Known: WISH-Tiny-ViT, WISH-Test-ViT, ViT-B-16, ...")

@@ -15,7 +15,7 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "MIN_WORKING_SIDE", "working_size", "to_working_res", "pair_geometry",
+__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "GEOMETRY_INDEX", "NEAR_HAND_FRAC_OF_OBJ", "MIN_WORKING_SIDE", "working_size", "to_working_res", "pair_geometry",
            "hand_overlap_fraction", "masks_to_boxes", "contact_region_masks"]
 
 #: Names of the G features, in order.
@@ -30,6 +30,9 @@ GEOMETRY_NAMES = (
     "obj_size",                 # sqrt(area(m) / image area)
 )
 GEOMETRY_DIM = len(GEOMETRY_NAMES)
+#: Channel of each feature in the last axis of ``pair_geometry``'s output: read channels by name, never by number.
+GEOMETRY_INDEX = {name: k for k, name in enumerate(GEOMETRY_NAMES)}
+NEAR_HAND_FRAC_OF_OBJ = GEOMETRY_INDEX["near_hand_frac_of_obj"]  # the one the baselines and Stage 1 pairs read
 
 _EPS = 1e-6
 
@@ -215,19 +218,17 @@ def pair_geometry(
     box_gap = torch.sqrt(gx * gx + gy * gy) / diag
 
     log_ratio = (torch.log((area_m[:, None] + _EPS) / (area_h[None, :] + _EPS)).clamp(-8.0, 8.0)) / 4.0
-    feats = torch.stack(
-        [
-            overlap / area_m[:, None].clamp_min(_EPS),
-            overlap / area_hd[None, :].clamp_min(_EPS),
-            offset[..., 0],
-            offset[..., 1],
-            log_ratio,
-            box_iou,
-            box_gap,
-            torch.sqrt(area_m / (h * w))[:, None].expand(N, 2),
-        ],
-        dim=-1,
-    )  # [N, 2, G]
+    by_name = {
+        "near_hand_frac_of_obj": overlap / area_m[:, None].clamp_min(_EPS),
+        "near_hand_frac_of_hand": overlap / area_hd[None, :].clamp_min(_EPS),
+        "dx": offset[..., 0],
+        "dy": offset[..., 1],
+        "log_area_ratio": log_ratio,
+        "box_iou": box_iou,
+        "box_gap": box_gap,
+        "obj_size": torch.sqrt(area_m / (h * w))[:, None].expand(N, 2),
+    }
+    feats = torch.stack([by_name[n] for n in GEOMETRY_NAMES], dim=-1)  # [N, 2, G], channels in GEOMETRY_NAMES order
     valid = (area_m > 0)[:, None] & (hand_present.to(device).bool() & (area_h > 0))[None, :]
     return torch.where(valid[..., None], feats, torch.zeros_like(feats))
 

@@ -12,7 +12,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from ..data.common import SIDES, DataFormatError
+from ..classes import SIDES
+from ..data.common import DataFormatError
 from ..data.hand_side import assign_sides, side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import check_rle, decode_rle
@@ -212,8 +213,6 @@ class DetectorHands(DatasetHands):
 
         from ..config_file import merge_config_file  # the safe reader: a detector config must not run code
 
-        if not 0.0 <= float(score_thresh) <= 1.0:
-            raise ValueError(f"MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH={score_thresh} is not a score in [0, 1]")
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
         if not weights:

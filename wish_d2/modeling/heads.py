@@ -16,7 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["pair_features", "pair_feature_dim", "AlignmentHead", "ContactMatchingHeads", "mlp"]
+__all__ = ["pair_features", "pair_feature_dim", "AlignmentHead", "ContactMatchingHeads", "mlp", "PAIR_VISUALS"]
+
+#: Stage 1's visual pair features (``MODEL.WISH.STAGE1.PAIR_VISUAL``, see :class:`AlignmentHead`).
+PAIR_VISUALS = ("contact", "all")
 
 
 def pair_feature_dim(visual_dim: int, geometry_dim: int, use_geometry: bool = True, use_contact: bool = False) -> int:
@@ -91,12 +94,12 @@ class AlignmentHead(nn.Module):
         dropout: float = 0.1,
         use_visual: bool = True,
         use_geometry: bool = True,
-        use_contact: bool = False,
-        pair_visual: str = "all",
+        use_contact: bool = True,
+        pair_visual: str = "contact",
     ):
         super().__init__()
-        if pair_visual not in ("all", "contact"):
-            raise ValueError(f"pair_visual={pair_visual!r} is not 'all' or 'contact'")
+        if pair_visual not in PAIR_VISUALS:
+            raise ValueError(f"pair_visual={pair_visual!r} is not one of {PAIR_VISUALS}")
         self.use_visual = use_visual
         self.use_geometry = use_geometry
         self.use_contact = use_contact
@@ -130,8 +133,11 @@ class ContactMatchingHeads(nn.Module):
     ``match_both_hands`` it sees the object against both hands, ``[f_{i,s} ; f_{i,s'}]`` (s' the other hand): whether
     the left hand holds a pan depends on whether the right hand is the one gripping it, or both are. Without it the
     two heads read the same features and learn from the same pseudo-labels, so they learn nearly the same function
-    and their fusion is little more than a two-member ensemble (synthetic benchmark, seeds 0 and 1, 3 training
-    seeds each, val E-mIoU of WISH minus contactness-only: +0.2 / +0.6 with ``f_{i,s}``, +2.4 / +4.8 with both).
+    and their fusion is little more than a two-member ensemble (the measurements: docs/RESULTS.md section 3, "The
+    matching head reads the object against both hands").
+
+    Defaults of both heads are ``add_wish_config``'s (``MODEL.WISH.ADAPTER``, ``USE_*``, ``STAGE1.PAIR_VISUAL``,
+    ``STAGE2.MATCH_BOTH_HANDS``), so a head built by hand is the one a default config builds.
     """
 
     def __init__(
@@ -143,8 +149,8 @@ class ContactMatchingHeads(nn.Module):
         use_visual: bool = True,
         use_geometry: bool = True,
         layers: int = 3,
-        use_contact: bool = False,
-        match_both_hands: bool = False,
+        use_contact: bool = True,
+        match_both_hands: bool = True,
     ):
         super().__init__()
         self.use_visual = use_visual

@@ -1,7 +1,7 @@
 """Inference rule: from Stage 2 head outputs to at most one object per hand, class left / right / both
 (docs/METHOD.md §10).
 
-Methods (``method``):
+Rules (``method``, one of :data:`INFERENCE_RULES`):
   * "wish": both heads. ``fusion="product"`` (default) uses the fused probability
     ``q_{i,s} = sqrt(sigmoid(c_{i,s}) * softmax_i(a_{i,s}))`` for both decisions: ``i* = argmax_i q`` and keep it if
     ``q_{i*,s} >= theta``. ``fusion="chain"`` is the paper's literal rule: ``i* = argmax_i a``, then a threshold on
@@ -35,14 +35,16 @@ from typing import List, Optional, Tuple
 
 import torch
 
+from ..classes import CLASS_BOTH
 from .losses import NEG, null_padded_logits
 
-__all__ = ["METHODS", "FUSIONS", "HandSelection", "select_per_hand", "select_extra", "combine_hands",
+__all__ = ["INFERENCE_RULES", "FUSIONS", "HandSelection", "select_per_hand", "select_extra", "combine_hands",
            "select_in_hand"]
 
-METHODS = ("wish", "matching_only", "contactness_only")
+#: The selection rules of trained heads (the training-free baselines reuse "matching_only").
+INFERENCE_RULES = ("wish", "matching_only", "contactness_only")
+#: How "wish" fuses its two heads (``MODEL.WISH.INFERENCE.FUSION``).
 FUSIONS = ("product", "chain")
-CLASS_BOTH = 2
 
 
 @dataclass
@@ -71,8 +73,8 @@ def select_per_hand(
     null_class: bool = False,
 ) -> HandSelection:
     """Batched per-hand selection: ``[B, N, 2]`` logits, ``obj_valid [B, N]``, ``hand_present [B, 2]``."""
-    if method not in METHODS:
-        raise ValueError(f"unknown inference method {method!r}; expected one of {METHODS}")
+    if method not in INFERENCE_RULES:
+        raise ValueError(f"unknown inference method {method!r}; expected one of {INFERENCE_RULES}")
     if fusion not in FUSIONS:
         raise ValueError(f"unknown fusion {fusion!r}; expected one of {FUSIONS}")
     B, N, _ = contact_logits.shape

@@ -15,12 +15,10 @@ import pycocotools.mask as mask_util
 import torch
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY, build_proposal_generator
-from detectron2.modeling.roi_heads import build_roi_heads
 from detectron2.structures import BitMasks, Instances
 from torch import nn
 
-from ..config_validation import validate_wish_config
-from ..data.common import SIDES
+from ..classes import CLASS_LEFT, CLASS_RIGHT, SIDES
 from ..data.taxonomy import config_taxonomy
 from ..registry import CLIP_ENCODER_REGISTRY
 from ..utils.masks import decode_rles, encode_rle
@@ -28,6 +26,7 @@ from .geometry import (MIN_WORKING_SIDE, contact_region_masks, hand_overlap_frac
                        to_working_res, working_size)
 from .hands import build_hand_source
 from .proposal_generators import proposal_masks_at, proposal_rles_of
+from .roi_heads import build_wish_heads
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +80,15 @@ class WISH(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        validate_wish_config(cfg)  # fail before the frozen models load or any feature is extracted
         w = cfg.MODEL.WISH
         clip = CLIP_ENCODER_REGISTRY.get(w.CLIP.ENCODER)(cfg)
-        if w.CLIP.AUTOCAST:  # GPU only: MaskPooledCLIP ignores it elsewhere
-            if w.CLIP.AUTOCAST not in ("bfloat16", "float16"):
-                raise ValueError(f"MODEL.WISH.CLIP.AUTOCAST={w.CLIP.AUTOCAST!r}: expected '', 'bfloat16' or 'float16'")
+        if w.CLIP.AUTOCAST:  # GPU only: MaskPooledCLIP ignores it elsewhere (its values: config_validation)
             clip.autocast_dtype = getattr(torch, w.CLIP.AUTOCAST)
         return {
             "clip": clip,
             "proposal_generator": build_proposal_generator(cfg, None),
             "hand_source": build_hand_source(cfg),
-            "roi_heads": build_roi_heads(cfg, {"clip": clip.embed_dim}),
+            "roi_heads": build_wish_heads(cfg, {"clip": clip.embed_dim}),
             "prompt": w.CLIP.PROMPT,
             "zero_shot_prompt": w.CLIP.ZERO_SHOT_PROMPT,
             "hand_dilation": w.HANDS.DILATION,
@@ -217,8 +213,7 @@ class WISH(nn.Module):
         texts = [self._texts_of(x) for x in batched_inputs] if self.training else \
             [self.text_embeddings([])] * len(batched_inputs)
         batch = collate_records(records, texts, self.device)
-        if "zero_shot" not in batch:
-            batch["zero_shot"] = self._zero_shot_of(batched_inputs)
+        batch["zero_shot"] = self._zero_shot_of(batched_inputs)
         if self.training:
             if all("narration_weight" in x for x in batched_inputs):  # Stage 1 window weighting (docs/VIDEO.md)
                 batch["narration_weight"] = torch.tensor([float(x["narration_weight"]) for x in batched_inputs],
@@ -302,7 +297,7 @@ def gt_pair_targets(proposal_rles: List[Dict], annotations: Optional[List[Dict]]
         iou = inter_t / (torch.from_numpy(area_d).float() + area_g - inter_t).clamp(min=1)
         best = int(iou.argmax())
         if float(iou[best]) >= min_iou:
-            for s in ((0,) if cat == 0 else (1,) if cat == 1 else (0, 1)):
+            for s in ((cat,) if cat in (CLASS_LEFT, CLASS_RIGHT) else (0, 1)):  # a one-hand class is its hand's index
                 target[s] = best
     return target
 

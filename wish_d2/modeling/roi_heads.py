@@ -3,45 +3,81 @@
 Thin Detectron2 glue around the plain-torch core (:mod:`.heads`, :mod:`.losses`, :mod:`.pseudo_labels`,
 :mod:`.inference`, :mod:`.baselines`). It works on the padded batch tensors of ``docs/ARCHITECTURE.md``.
 The calibrated thresholds are buffers, so a checkpoint reproduces its metrics under ``--eval-only``.
+
+**Registry and calling convention (differ from Detectron2's ``ROIHeads`` on purpose).** The heads are built by
+:func:`build_wish_heads` from :data:`wish_d2.registry.WISH_HEADS_REGISTRY` (the name is ``MODEL.ROI_HEADS.NAME``,
+kept so that configs stay as they are), not from Detectron2's ``ROI_HEADS_REGISTRY``, because they do not honour
+its contract: they are built as ``cls(cfg, {"clip": embed_dim})`` instead of from backbone ``ShapeSpec`` objects, and
+called as
+
+    heads(batch: dict[str, Tensor], targets: Optional[Tensor]) -> dict of losses | list of selections
+
+instead of ``heads(images, features, proposals, targets) -> (instances, losses)``. WISH has no trainable backbone
+and no box regression: its proposals are frozen masks whose CLIP embeddings and hand geometry are extracted once
+into the feature cache, and the heads score the padded per-image tensors of that cache (``collate_records``),
+whether they come from the cache or from the online path. A stock ``ROIHeads`` would find none of the features it
+expects, so a registry of their own (as PointRend gives its point heads) says so at build time.
 """
-from typing import Dict, List, Optional
+from types import MappingProxyType
+from typing import Dict, List, Mapping, Optional
 
 import torch
 from detectron2.config import configurable
-from detectron2.modeling import ROI_HEADS_REGISTRY
 from detectron2.utils.events import get_event_storage
 from torch import nn
 
+from ..registry import WISH_HEADS_REGISTRY
 from .baselines import clip_zero_shot_scores, nearest_to_hand_scores, open_vocab_scores
-from .geometry import GEOMETRY_DIM
+from .geometry import GEOMETRY_DIM, NEAR_HAND_FRAC_OF_OBJ
 from .heads import AlignmentHead, ContactMatchingHeads
-from .inference import select_in_hand
+from .inference import INFERENCE_RULES, select_in_hand
 from .losses import (NEG, contact_loss, image_narration_scores, image_narration_valid, matching_loss, pair_scores,
                      symmetric_info_nce)
 from .pseudo_labels import assign_pseudo_labels
 
-METHODS = ("wish", "matching_only", "contactness_only", "nearest_to_hand", "clip_zero_shot", "open_vocab")
-BASELINES = ("nearest_to_hand", "clip_zero_shot", "open_vocab")  # training-free: raw scores, matching-only rule
+__all__ = ["WISHROIHeads", "build_wish_heads", "HEAD_METHODS", "BASELINES", "STAGES", "SUPERVISIONS"]
+
+#: Training-free baselines: raw scores, read with the matching-only rule.
+BASELINES = ("nearest_to_hand", "clip_zero_shot", "open_vocab")
+#: What the heads can infer with (``MODEL.WISH.METHOD``): the trained rules, then the baselines.
+HEAD_METHODS = INFERENCE_RULES + BASELINES
+#: What trains (``MODEL.WISH.STAGE``): Stage 1 alignment, Stage 2 heads, or both with pseudo-labels between.
+STAGES = ("stage1", "stage2", "all")
+#: Stage 2 targets (``MODEL.WISH.SUPERVISION``): Stage 1's pseudo-labels, or the ground truth (upper bound).
+SUPERVISIONS = ("pseudo", "gt")
+#: ``MODEL.WISH.LOSS_WEIGHTS`` (read-only: a default argument is shared by every call).
+DEFAULT_LOSS_WEIGHTS = MappingProxyType({"align": 1.0, "contact": 1.0, "match": 1.0})
 # Contactness threshold of a model whose threshold was never calibrated (buffer < 0): even odds of contact.
 UNCALIBRATED_CONTACT_THRESHOLD = 0.5
 
 
-@ROI_HEADS_REGISTRY.register()
+def build_wish_heads(cfg, input_shape: Dict[str, int]) -> nn.Module:
+    """The heads named by ``MODEL.ROI_HEADS.NAME`` in :data:`WISH_HEADS_REGISTRY`; ``input_shape = {"clip": D}``."""
+    return WISH_HEADS_REGISTRY.get(cfg.MODEL.ROI_HEADS.NAME)(cfg, input_shape)
+
+
+@WISH_HEADS_REGISTRY.register()
 class WISHROIHeads(nn.Module):
+    """Stage 1 alignment and Stage 2 contactness/matching heads of WISH, with pseudo-labelling and inference.
+
+    Keyword arguments mirror ``MODEL.WISH`` (:func:`wish_d2.add_wish_config`); their defaults are the config's, so a
+    module built by hand from the two head modules equals the one ``build_wish_heads`` builds from a default cfg.
+    """
+
     @configurable
-    def __init__(self, *, alignment: AlignmentHead, heads: ContactMatchingHeads, stage: str = "stage2",
+    def __init__(self, *, alignment: AlignmentHead, heads: ContactMatchingHeads, stage: str = "all",
                  supervision: str = "pseudo", method: str = "wish", fusion: str = "product",
-                 temperature: float = 0.07, loss_weights: Optional[Dict[str, float]] = None,
+                 temperature: float = 0.07, loss_weights: Mapping[str, float] = DEFAULT_LOSS_WEIGHTS,
                  pseudo_threshold: float = -1.0, contact_threshold: float = -1.0, both_rule: bool = True,
-                 match_null: bool = False, touching_pairs_only: bool = False, max_objects: int = 1,
+                 match_null: bool = True, touching_pairs_only: bool = False, max_objects: int = 1,
                  extra_pseudo_threshold: float = -1.0, extra_contact_threshold: float = -1.0):
         super().__init__()
-        if method not in METHODS:
-            raise ValueError(f"MODEL.WISH.METHOD={method!r} is not one of {METHODS}")
-        if stage not in ("stage1", "stage2", "all"):
-            raise ValueError(f"MODEL.WISH.STAGE={stage!r} is not one of 'stage1', 'stage2', 'all'")
-        if supervision not in ("pseudo", "gt"):
-            raise ValueError(f"MODEL.WISH.SUPERVISION={supervision!r} is not 'pseudo' or 'gt'")
+        if method not in HEAD_METHODS:
+            raise ValueError(f"MODEL.WISH.METHOD={method!r} is not one of {HEAD_METHODS}")
+        if stage not in STAGES:
+            raise ValueError(f"MODEL.WISH.STAGE={stage!r} is not one of {STAGES}")
+        if supervision not in SUPERVISIONS:
+            raise ValueError(f"MODEL.WISH.SUPERVISION={supervision!r} is not one of {SUPERVISIONS}")
         self.alignment = alignment
         self.heads = heads
         self.stage = stage
@@ -53,8 +89,7 @@ class WISHROIHeads(nn.Module):
         self.match_null = match_null  # matching softmax has a "no object" option (losses.matching_loss)
         self.touching_pairs_only = touching_pairs_only  # Stage 1: only touching pairs explain a narration
         # Loss terms without a positive weight are dropped, so ablations are a config change.
-        self.loss_weights = {k: v for k, v in (loss_weights or {"align": 1, "contact": 1, "match": 1}).items()
-                             if v > 0}
+        self.loss_weights = {k: v for k, v in loss_weights.items() if v > 0}
         # Calibrated thresholds (< 0 means "not calibrated yet"; the pipeline calibrates them on val).
         self.register_buffer("pseudo_threshold", torch.tensor(float(pseudo_threshold)))
         self.register_buffer("contact_threshold", torch.tensor(float(contact_threshold)))
@@ -142,7 +177,7 @@ class WISHROIHeads(nn.Module):
         embedding, a whole-frame descriptor; in videos the whole frame predicts the narration (same scene, the arm
         reaching for the named object), so Stage 1 can fit narrations through objects the hand never touches
         (docs/VIDEO.md sections 2 and 7)."""
-        return batch["geom"][..., 0] > 0 if self.touching_pairs_only else None
+        return batch["geom"][..., NEAR_HAND_FRAC_OF_OBJ] > 0 if self.touching_pairs_only else None
 
     def alignment_loss(self, batch) -> torch.Tensor:
         w = self.alignment.forward_pairs(batch["v"], batch["v_hands"], batch["geom"], batch.get("v_contact"))

@@ -16,7 +16,7 @@ from typing import Dict, Optional
 
 import torch
 
-from ..cache.integrity import digest_file
+from ..utils.digest import digest_file
 from ..utils.atomic import atomic_path, write_json
 from .web_clip import WebPretrainSettings, pretrain_web_clip
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from detectron2.utils.visualizer import Visualizer
 
+from ..classes import CLASS_NAMES, SIDES
 from .masks import decode_rle, segmentation_to_mask
-from ..classes import CLASS_NAMES
 
 __all__ = [
     "CLASS_NAMES",
@@ -42,7 +42,6 @@ __all__ = [
 CLASS_COLORS = ((0.12, 0.47, 1.0), (1.0, 0.55, 0.0), (0.85, 0.1, 0.85))
 #: RGB in [0, 1] of the left and right hand outlines (cyan, yellow).
 HAND_COLORS = ((0.2, 0.95, 1.0), (1.0, 0.95, 0.15))
-SIDE_NAMES = ("left", "right")
 
 
 def auto_scale(height: int, width: int, target: int = 512, max_scale: float = 4.0) -> float:
@@ -139,7 +138,7 @@ def _label_mask(vis: Visualizer, mask: np.ndarray, text: str, color) -> None:
 def _draw_hands(vis: Visualizer, hand_masks: Optional[Sequence[Optional[np.ndarray]]]) -> None:
     for side, mask in enumerate(hand_masks or []):
         if side < 2:
-            _outline(vis, mask, HAND_COLORS[side], f"{SIDE_NAMES[side]} hand")
+            _outline(vis, mask, HAND_COLORS[side], f"{SIDES[side]} hand")
 
 
 def _corner_text(vis: Visualizer, text: str) -> None:
@@ -243,10 +242,10 @@ def draw_ground_truth(image_rgb: np.ndarray, annotations: Sequence[Dict],
         labels.append((masks[k], label, color))
     hand_masks: List[Optional[np.ndarray]] = [None, None]
     for hand in hands or []:
-        if hand.get("side") in SIDE_NAMES:
+        if hand.get("side") in SIDES:
             seg = hand["segmentation"]
             m = decode_rle(seg) if isinstance(seg, dict) else np.asarray(seg, bool)
-            k = SIDE_NAMES.index(hand["side"])
+            k = SIDES.index(hand["side"])
             hand_masks[k] = m if hand_masks[k] is None else (hand_masks[k] | m)
     _draw_hands(vis, hand_masks)
     for m, label, color in labels:

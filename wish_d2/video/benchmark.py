@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from ..classes import SIDES
 from ..data.common import set_wish_metadata
 from ..data.epic_narrations import load_epic_narrations
 from ..data.synthetic.taxonomy import NOUNS
@@ -27,7 +28,7 @@ from ..modeling.inference import select_in_hand
 from ..utils.atomic import write_json
 from ..utils.masks import decode_rles
 from .evaluation import VisorEntities, frame_conditions, hand_identities, spurious_switches, switches_per_minute
-from .predictor import TemporalDecoder, TemporalParams
+from .predictor import SMOOTHERS, TemporalDecoder, TemporalParams
 from .window_weights import attach_narration_weights
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class BenchmarkSize:
 
     def __init__(self, train_videos=12, val_videos=8, test_videos=8, annotate_every=2, stage1_iters=500,
                  stage2_iters=300, seed=0, params: VideoParams = VideoParams(), window_noise_s=1.0,
-                 train_seeds: Sequence[int] = (0, 1), smoother: str = "contact", touching_pairs_only: bool = True,
+                 train_seeds: Sequence[int] = (0, 1), smoother: str = SMOOTHERS[0], touching_pairs_only: bool = True,
                  both_rule: bool = False):
         self.train_videos, self.val_videos, self.test_videos = train_videos, val_videos, test_videos
         self.annotate_every = annotate_every
@@ -123,7 +124,7 @@ def _cfg(config_file: str, out: str, size: BenchmarkSize, train_seed: int):
 def _videos(cfg, model, name: str) -> Dict[str, List]:
     """Per video, in time order: (dataset dict, record, contact logits, match logits)."""
     from ..engine.data import dataset_dicts
-    from ..engine.pipeline import split_scores
+    from ..engine.scoring import split_scores
 
     dicts = {str(d["image_id"]): d for d in dataset_dicts(name)}
     out: Dict[str, List] = {}
@@ -193,7 +194,7 @@ class SplitTruth:
                 ids = hand_identities(sel, self.entity_masks(str(d["image_id"])) if sel else {})
                 for s in (0, 1):
                     pred_ids[s].append(ids[s])
-            for s, side in enumerate(("left", "right")):
+            for s, side in enumerate(SIDES):
                 switches += spurious_switches(pred_ids[s], [x[side] for x in self.held[v]])
             frames_total += len(frames)
         m = acc.compute()
@@ -206,7 +207,7 @@ class SplitTruth:
 
 
 def calibrate_temporal(val: Dict[str, List], truth: SplitTruth, theta: float, rule: Dict,
-                       smoother: str = "evidence") -> Dict:
+                       smoother: str = SMOOTHERS[0]) -> Dict:
     """Choose the smoother's settings and ``theta_scale`` on the validation videos: the best E-mIoU among the
     settings that cut the per-frame rule's spurious switches at least by ``SWITCH_RATIO``, unless that best falls
     below the per-frame rule's E-mIoU; then the best E-mIoU of the whole grid (which holds the per-frame rule).

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from ..classes import SIDES
 from ..utils.atomic import write_json
 from .predictor import TemporalParams, VideoPredictor
 from .smoothing import NOTHING
@@ -25,7 +26,7 @@ class TemporalRecorder:
 
     def __call__(self, image, hands=None, image_id: str = "", extra=None):
         out = self.vp(image, hands=hands, image_id=image_id, extra=extra)
-        for k, side in enumerate(("left", "right")):
+        for k, side in enumerate(SIDES):
             for store, key in ((self.states, "states"), (self.per_frame, "per_frame_states")):
                 v = (out.get(key) or [NOTHING, NOTHING])[k]
                 store[side].append(None if v == NOTHING else v)
@@ -81,12 +82,12 @@ def ground_truth_timeline(video_path: str) -> Optional[Dict[str, List[Optional[i
     for k, r in enumerate(rows):
         if not isinstance(r, dict):
             raise ValueError(f"{path}: videos[{stem!r}][{k}] must be an object {{\"left\": id, \"right\": id}}")
-        for side in ("left", "right"):
+        for side in SIDES:
             v = r.get(side)
             if not (v is None or isinstance(v, str) or (isinstance(v, int) and not isinstance(v, bool))):
                 raise ValueError(f"{path}: videos[{stem!r}][{k}].{side} must be an id (integer or string) or null, "
                                  f"got {v!r}")
-    return {s: [r.get(s) for r in rows] for s in ("left", "right")}
+    return {s: [r.get(s) for r in rows] for s in SIDES}
 
 
 def export_video_mp4(split_folder: str, video: str, out_dir: str) -> str:

@@ -15,6 +15,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from ..classes import CLASS_BOTH, SIDES
 from ..data.synthetic.outlines import xy_polygons_to_rle
 from ..utils.masks import decode_rle
 
@@ -63,7 +64,7 @@ def frame_conditions(held: Sequence[Dict], near: int = NEAR_CHANGE) -> List[List
     ``"near_change"`` within ``near`` frames of a change of either hand's held object (grasp, release, handover),
     else ``"steady"``; plus ``"handover"`` while both hands hold one object."""
     changes = [t for t in range(1, len(held))
-               if any(held[t][s] != held[t - 1][s] for s in ("left", "right"))]
+               if any(held[t][s] != held[t - 1][s] for s in SIDES)]
     out = []
     for t, h in enumerate(held):
         kinds = ["near_change" if any(abs(t - g) <= near for g in changes) else "steady"]
@@ -78,7 +79,7 @@ def hand_identities(selection, entities: Dict[int, torch.Tensor]) -> List[Option
     out: List[Optional[int]] = [None, None]
     for mask, cls, _ in selection:
         ident = predicted_identity(mask, entities)
-        for s in ((0, 1) if cls == 2 else (int(cls),)):
+        for s in ((0, 1) if cls == CLASS_BOTH else (int(cls),)):
             out[s] = ident
     return out
 

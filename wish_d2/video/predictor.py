@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from detectron2.structures import BitMasks, Instances
 
+from ..classes import CLASS_BOTH
 from ..modeling.inference import select_in_hand
 from ..modeling.losses import NEG, null_padded_logits
 from ..utils.masks import decode_rles
@@ -25,9 +26,11 @@ from .evidence import EvidenceFilter
 from .linking import ObjectLinker, overlap_matrix, shrink_masks
 from .smoothing import NOTHING, HandHMM
 
-__all__ = ["TemporalParams", "hand_probabilities", "TemporalDecoder", "VideoPredictor", "selection_to_instances"]
+__all__ = ["SMOOTHERS", "TemporalParams", "hand_probabilities", "TemporalDecoder", "VideoPredictor",
+           "selection_to_instances"]
 
-CLASS_BOTH = 2
+#: The temporal smoothers (``TemporalParams.smoother``); the first is the default (docs/VIDEO.md section 3).
+SMOOTHERS = ("contact", "evidence", "hmm")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class TemporalParams:
 
     # "contact": the hand's contact state is smoothed, the object is the per-frame argmax (ContactFilter);
     # "evidence": averaged track evidence + hysteresis (EvidenceFilter); "hmm": HandHMM
-    smoother: str = "contact"
+    smoother: str = SMOOTHERS[0]
     alpha: float = 0.5  # ContactFilter / EvidenceFilter: weight of the newest frame in the average (1 = per frame)
     # where the average lives: "track" (per linked track) or "overlap" (per proposal, inherited from the previous
     # frame's proposals it overlaps, robust to the segmenter splitting / merging an object between frames)
@@ -113,7 +116,7 @@ class TemporalDecoder:
         elif p.smoother == "hmm":
             self.smoothers = [HandHMM(self.theta, p.p_switch, p.miss, floor=p.floor) for _ in range(2)]
         else:
-            raise ValueError(f"TemporalParams.smoother must be 'contact', 'evidence' or 'hmm', got {p.smoother!r}")
+            raise ValueError(f"TemporalParams.smoother must be one of {SMOOTHERS}, got {p.smoother!r}")
         self.comotion = CoMotion(p.motion_sigma, p.min_hand_motion, p.motion_memory)
         self._held = [NOTHING, NOTHING]  # "contact": last frame's held tracks, carried over a frame without proposals
         self.t = -1

@@ -6,11 +6,10 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from ..classes import SIDES
 from ..utils.atomic import atomic_path
 
 __all__ = ["plot_hand_timeline"]
-
-SIDES = ("left", "right")
 
 
 def _levels(series: Sequence[Sequence[Optional[object]]]) -> Dict[object, int]:

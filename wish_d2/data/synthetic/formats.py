@@ -4,6 +4,7 @@ import csv
 import json
 from typing import Dict, List, Tuple
 
+from ...classes import SIDES
 from ...utils.atomic import atomic_path
 from ..common import CATEGORY_IDS, make_annotation, make_hand
 from .layout import FRAME_STRIDE, GENERATOR_VERSION, NARRATION_HALF_WIDTH, timestamp
@@ -21,7 +22,7 @@ def visor_entities(frame: Dict) -> List[Dict]:
         cat = CATEGORIES[o["cat"]]
         out.append({"id": o["eid"], "name": cat.key, "class_id": o["cat"], "segments": o["polys"],
                     "exhaustive": "y"})
-    for k, side in enumerate(("left", "right")):
+    for k, side in enumerate(SIDES):
         hand = frame["hands"].get(side)
         if hand is None:
             continue
@@ -39,7 +40,7 @@ def gt_record(frame: Dict, H: int, W: int) -> Tuple[List[Dict], List[Dict], Dict
     """``(hands, annotations, held)`` of the frame's dataset dict, rasterised from the same polygons the VISOR JSON
     carries (so they equal what the loader reads back); ``held``: side -> held object or ``None``."""
     hands = [make_hand(xy_polygons_to_rle(frame["hands"][s]["polys"], H, W), s, "gt")
-             for s in ("left", "right") if s in frame["hands"]]
+             for s in SIDES if s in frame["hands"]]
     held = {s: frame["all_hands"][s].get("held") for s in frame["hands"]}
     anns = []
     lo, ro = held.get("left"), held.get("right")

@@ -9,6 +9,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
+from ...classes import SIDES
 from ...utils.masks import polygons_to_rle
 from .drawing import SHIFT, to_cv
 from .layout import SPLITS
@@ -134,7 +135,7 @@ def render_realistic_frame(seed: int, split: str, index: int, height: int, width
 
     vis_objs, vis_hands = visible_entities(label, hands, ents, max(4, int(0.0002 * h * w)),
                                            trace=lambda m: trace_scaled_polygons(m, sx, sy))
-    ent_list = vis_objs + [vis_hands[s] for s in ("left", "right") if s in vis_hands]
+    ent_list = vis_objs + [vis_hands[s] for s in SIDES if s in vis_hands]
     masks = [e["mask"] for e in ent_list]
     parts = [_part_masks(e, (h, w)) for e in ent_list]
     lo, hi = profile.num_proposals

@@ -6,6 +6,7 @@ from typing import Callable, Dict, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ...classes import SIDES
 from ...utils.masks import encode_rle
 from .background import counter_background
 from .drawing import SHIFT, fill, to_cv
@@ -48,19 +49,19 @@ def paint_scene(rng, H: int, W: int, free_counts: Sequence[float] = FREE_COUNTS,
     for obj in resting + held:
         obj["lab"] = len(ents) + 1
         ents.append(obj)
-    for k, side in enumerate(("left", "right")):
+    for k, side in enumerate(SIDES):
         if side in hands:
             hands[side]["lab"] = 1000 + k
             hand_geometry(hands[side], rng)
 
     for obj in resting:
         draw_object(img, label, obj)
-    for side in ("left", "right"):
+    for side in SIDES:
         if side in hands:
             draw_hand_layer(img, label, hands[side], "base")
     for obj in held:
         draw_object(img, label, obj)
-    for side in ("left", "right"):
+    for side in SIDES:
         if side in hands:
             draw_hand_layer(img, label, hands[side], "top")
     return img, label, hands, ents
@@ -141,7 +142,7 @@ def render_frame(seed: int, split: str, index: int, height: int, width: int, cam
         raise RuntimeError(f"cv2 could not encode synthetic frame {split}/{index} as PNG")
 
     vis_objs, vis_hands = visible_entities(label, hands, ents, max(12, int(0.0008 * H * W)))
-    all_masks = [o["mask"] for o in vis_objs] + [vis_hands[s]["mask"] for s in ("left", "right") if s in vis_hands]
+    all_masks = [o["mask"] for o in vis_objs] + [vis_hands[s]["mask"] for s in SIDES if s in vis_hands]
     props, scores = imitate_segmenter(rng, all_masks, touching(all_masks), H, W, label == 0)
     return {"image": png.tobytes(), "image_ext": ".png", "objects": vis_objs, "hands": vis_hands,
             "all_hands": hands, "proposals": [encode_rle(p) for p in props], "scores": scores, "label_shape": (H, W),

@@ -5,6 +5,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from ...classes import SIDES
 from .drawing import hsv, rot
 from .hands import new_hand, sample_hand_pose, set_grip_fingers
 from .shapes import object_parts
@@ -85,7 +86,7 @@ def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS, camera="head", multi_gri
     (``hand["held_extra"]``); at 0 no random number is drawn for it, so the frames of the benchmark keep their
     bytes."""
     skin = hsv(rng.uniform(0.03, 0.08), rng.uniform(0.25, 0.6), rng.uniform(0.45, 0.95))
-    present = {s: rng.random() < P_HAND for s in ("left", "right")}
+    present = {s: rng.random() < P_HAND for s in SIDES}
     hands: Dict[str, Dict] = {}
     objects: List[Dict] = []
     hold_w = [c.hold for c in CATEGORIES]
@@ -108,7 +109,7 @@ def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS, camera="head", multi_gri
                 hands[side] = hand
             if np.linalg.norm(hands["left"]["P"] - hands["right"]["P"]) > 0.3 * S:
                 break
-        for side in ("left", "right"):
+        for side in SIDES:
             hands[side]["held"] = both_obj
             set_grip_fingers(hands[side], both_obj)
         both_obj["holders"] = ["left", "right"]
@@ -116,7 +117,7 @@ def sample_scene(rng, H, W, S, free_counts=FREE_COUNTS, camera="head", multi_gri
     else:
         for _ in range(10):
             hands = {}
-            for side in ("left", "right"):
+            for side in SIDES:
                 if not present[side]:
                     continue
                 holds = rng.random() < P_HOLD

@@ -7,6 +7,7 @@ from typing import Dict, List, Sequence
 import cv2
 import numpy as np
 
+from ...classes import CLASS_BOTH
 from ...utils.masks import rle_area, rle_ious
 from ..hand_side import assign_sides
 
@@ -27,7 +28,7 @@ def per_frame_stats(frame: Dict, hands_gt: List[Dict], anns: List[Dict], proposa
     held_cats = {o["cat"] for o in held_objs}
     st = {"objects": len(objs), "hands": len(hands), "held_objects": len(held_objs),
           "holding_hands": sum(1 for s in hands if frame["all_hands"][s].get("held") is not None),
-          "both": any(a["category_id"] == 2 for a in anns),
+          "both": any(a["category_id"] == CLASS_BOTH for a in anns),
           "same_category": any(o["cat"] in held_cats and id(o) not in held_ids for o in objs),
           "nonheld_touching": False, "nearest_correct": 0, "nearest_total": 0,
           "hole_fill_px": 0, "gt_px": 0, "side_correct": 0, "side_total": 0, "recall_hit": 0, "recall_total": 0,

@@ -8,6 +8,7 @@ from typing import Dict, List
 import cv2
 import numpy as np
 
+from ...classes import SIDES
 from ...utils.masks import encode_rle
 from .background import counter_background
 from .drawing import rot
@@ -53,7 +54,7 @@ def render_video_frame(objects: List[Dict], hands: Dict[str, Dict], state: Dict,
         (held if st["holder"] is not None else resting).append(obj)
     by_state_oid = {o["oid"]: o for o in ents}
     frame_hands = {}
-    for k, side in enumerate(("left", "right")):
+    for k, side in enumerate(SIDES):
         fixed, st = hands[side], state["hands"][side]
         P = np.asarray(st["P"], float)
         d = P - fixed["E"]
@@ -71,11 +72,11 @@ def render_video_frame(objects: List[Dict], hands: Dict[str, Dict], state: Dict,
 
     for obj in resting:
         draw_object(img, label, obj)
-    for side in ("left", "right"):
+    for side in SIDES:
         draw_hand_layer(img, label, frame_hands[side], "base")
     for obj in held:
         draw_object(img, label, obj)
-    for side in ("left", "right"):
+    for side in SIDES:
         draw_hand_layer(img, label, frame_hands[side], "top")
     img = _lighting(img, gain, rng)
     ok, png = cv2.imencode(".png", img, [cv2.IMWRITE_PNG_COMPRESSION, 3])
@@ -85,7 +86,7 @@ def render_video_frame(objects: List[Dict], hands: Dict[str, Dict], state: Dict,
     vis_objs, vis_hands = visible_entities(label, frame_hands, ents, max(12, int(0.0008 * H * W)))
     for o in vis_objs:
         o["eid"] = o["oid"]  # persistent VISOR entity id
-    all_masks = [o["mask"] for o in vis_objs] + [vis_hands[s]["mask"] for s in ("left", "right") if s in vis_hands]
+    all_masks = [o["mask"] for o in vis_objs] + [vis_hands[s]["mask"] for s in SIDES if s in vis_hands]
     props, scores = imitate_segmenter(rng, all_masks, touching(all_masks), H, W, label == 0)
     return {"image": png.tobytes(), "image_ext": ".png", "objects": vis_objs, "hands": vis_hands,
             "all_hands": frame_hands, "proposals": [encode_rle(p) for p in props], "scores": scores,

@@ -8,6 +8,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
+from ...classes import SIDES
 from .drawing import hsv, rot, shade
 from .shapes import object_parts
 from .taxonomy import CATEGORIES
@@ -75,7 +76,7 @@ class _World:
         self.cam_amp = rng.uniform(0.3, 1.0, 2) * CAMERA_AMPLITUDE * S
         skin = hsv(rng.uniform(0.03, 0.08), rng.uniform(0.25, 0.6), rng.uniform(0.45, 0.95))
         self.hands = {}
-        for k, side in enumerate(("left", "right")):
+        for k, side in enumerate(SIDES):
             sgn = 1.0 if side == "left" else -1.0
             x0 = W / 2 - sgn * rng.uniform(0.22, 0.32) * W
             E = np.array([x0 - sgn * 0.1 * W, H + 0.06 * S])
@@ -188,7 +189,6 @@ def script_video(rng, p: VideoParams) -> Tuple[List[Dict], List[Dict], List[Acti
         obj = free[int(rng.integers(len(free)))]
         a_side = "left" if rng.random() < 0.5 else "right"
         b_side = "right" if a_side == "left" else "left"
-        noun = CATEGORIES[obj["cat"]].key
         name = CATEGORIES[obj["cat"]].name
         oid = obj["oid"]
         hand_a, hand_b = w.hands[a_side], w.hands[b_side]

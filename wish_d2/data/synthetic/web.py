@@ -15,6 +15,7 @@ from typing import Dict, Iterator, List, Sequence, Tuple
 import cv2
 import numpy as np
 
+from ...classes import SIDES
 from .render import apply_lighting, paint_scene
 from .taxonomy import CATEGORIES, SYNONYM_KEYS
 from ..narrations import epic_noun_to_phrase
@@ -169,7 +170,7 @@ def web_pair(seed: int, index: int, height: int = 160, width: int = 160, object_
                 objects.insert(0, item)
             else:
                 objects.append(item)
-    sides = [s for s in ("left", "right") if s in hands and (lab == hands[s]["lab"]).sum() >= MIN_PIXELS]
+    sides = [s for s in SIDES if s in hands and (lab == hands[s]["lab"]).sum() >= MIN_PIXELS]
     caption = caption_for(rng_obj if close_up is not None else rng, crop, objects, sides, lab == 0,
                           subject=close_up is not None)
     if crop.shape[:2] != (H, W):

@@ -1,6 +1,5 @@
-"""Size of the feature cache per frame, measured by writing a real shard of records with realistic shapes.
-
-Used by tests (``tools/benchmark.py`` measures records of ``WISH.extract`` itself): random embeddings of the real
+"""Test helper: size of the feature cache per frame, measured by writing a real shard of records with realistic
+shapes (``tools/benchmark.py`` measures records of ``WISH.extract`` itself): random embeddings of the real
 shapes (``v`` [N,D], ``v_contact`` [N,2,D], ``v_hands`` [2,D], ``geom`` [N,2,8]) and COCO RLEs of blob-shaped
 proposal masks at the frame size (rasterised straight to RLE by pycocotools, so 1080p frames stay cheap to make).
 Random values are the worst case for size: nothing in a shard is compressed. Only ``contact_fraction`` of the
@@ -15,8 +14,8 @@ from typing import Dict, List
 import numpy as np
 import torch
 
-from ..utils.masks import polygons_to_rle
-from .store import FeatureCache
+from wish_d2.cache.store import FeatureCache
+from wish_d2.utils.masks import polygons_to_rle
 
 
 def _blob(rng, height: int, width: int, vertices: int = 48) -> List[float]:
