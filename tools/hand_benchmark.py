@@ -25,7 +25,7 @@ from detectron2.utils.logger import setup_logger
 
 from wish_d2.config_validation import MAX_FRAMES, MAX_ITERS, ConfigError
 from wish_d2.engine.arg_types import int_in, output_dir, positive_int, seed_int
-from wish_d2.engine.hand_benchmark import run_hand_benchmark
+from wish_d2.engine.hand_benchmark import DETECTOR_ITERS, run_hand_benchmark
 from wish_d2.engine.setup import setup_cfg
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "wish_synthetic.yaml")
@@ -39,7 +39,7 @@ def argument_parser() -> argparse.ArgumentParser:
     for split in ("train", "val", "test"):  # a run reads train and test; val may be empty (label-free calibration)
         p.add_argument(f"--num-{split}", type=int_in(0 if split == "val" else 1, MAX_FRAMES), default=None,
                        help=f"frames of the {split} split (default: the config's DATASETS.SYNTHETIC)")
-    p.add_argument("--detector-iters", type=int_in(1, MAX_ITERS), default=300,
+    p.add_argument("--detector-iters", type=int_in(1, MAX_ITERS), default=DETECTOR_ITERS,
                    help="training iterations of each hand detector")
     p.add_argument("--chest-train", type=int_in(1, MAX_FRAMES), default=600,
                    help="frames the chest-camera detector trains on")

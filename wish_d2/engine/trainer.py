@@ -1,9 +1,9 @@
 """``WISHTrainer``: Detectron2's ``DefaultTrainer`` with WISH's data loaders, evaluator and optimizer, and safe,
 checked loading of weights and resumed checkpoints."""
+import contextlib
 import functools
 import os
 import weakref
-from unittest import mock
 
 import torch
 from detectron2.engine import DefaultTrainer, defaults
@@ -20,16 +20,24 @@ from .resume import ResumeError, config_resume_values, mismatch_message, resume_
 RESUME_STATE_KEY = "wish_resume_config"  # in the trainer's checkpoint state: the values --resume compares
 
 
+@contextlib.contextmanager
+def _ddp_without_device_ids():
+    """``DefaultTrainer.__init__`` wraps the model with ``defaults.create_ddp_model``, which passes
+    ``device_ids=[local rank]``: DDP accepts that for CUDA modules only, so CPU processes (gloo,
+    ``engine/launch.py``) build it with ``device_ids=None`` while the constructor runs."""
+    original = defaults.create_ddp_model
+    defaults.create_ddp_model = functools.partial(original, device_ids=None)
+    try:
+        yield
+    finally:
+        defaults.create_ddp_model = original
+
+
 class WISHTrainer(DefaultTrainer):
     def __init__(self, cfg, allow_partial_weights: bool = False):
         self.allow_partial_weights = allow_partial_weights
-        if comm.get_world_size() > 1 and cfg.MODEL.DEVICE == "cpu":
-            # DefaultTrainer wraps the model in DDP with device_ids=[local rank], which DDP accepts for CUDA
-            # modules only; CPU processes (gloo, engine/launch.py) need device_ids=None.
-            cpu_ddp = functools.partial(defaults.create_ddp_model, device_ids=None)
-            with mock.patch.object(defaults, "create_ddp_model", cpu_ddp):
-                super().__init__(cfg)
-        else:
+        cpu_processes = comm.get_world_size() > 1 and cfg.MODEL.DEVICE == "cpu"
+        with _ddp_without_device_ids() if cpu_processes else contextlib.nullcontext():
             super().__init__(cfg)
 
     def build_hooks(self):
