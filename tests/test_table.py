@@ -8,9 +8,7 @@ import os
 
 import pytest
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
-from wish_fixtures import register_tiny_dataset, tiny_cfg
+from wish_fixtures import register_tiny_dataset, rescore_segm_ap, tiny_cfg
 
 from wish_d2.engine.table import format_table, run_table
 from wish_d2.evaluation.inhand_evaluator import PREDICTIONS_FILE
@@ -77,18 +75,6 @@ def test_table_files_and_rows(tiny, one):
     assert set(one["per_seed"][0]["_timings"]) == {"wish_and_baselines_s", "supervised_s"}
 
 
-def _rescore(predictions: str, gt_json: str) -> float:
-    gt = COCO(gt_json)
-    results = json.load(open(predictions))
-    if not results:
-        return 0.0
-    ev = COCOeval(gt, gt.loadRes(results), "segm")
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    return 100.0 * float(ev.stats[0])
-
-
 def test_every_row_exports_its_own_predictions_that_rescore_to_its_ap(tiny, one):
     """Each row has output/seed0/<row>/{metrics.json, inference/<test>/inhand_predictions_coco.json}; pycocotools on
     the exported file against the exported ground truth gives the row's AP in results.json."""
@@ -105,7 +91,7 @@ def test_every_row_exports_its_own_predictions_that_rescore_to_its_ap(tiny, one)
         exports[m] = path.read_bytes()
         if m != "wish":  # the wish row's metrics.json is the pipeline's report (timings and all)
             assert metrics["segm"]["AP"] == pytest.approx(saved[m]["AP"], abs=1e-9)
-        assert _rescore(str(path), gt_files[0]) == pytest.approx(saved[m]["AP"], abs=1e-6), m
+        assert rescore_segm_ap(str(path), gt_files[0]) == pytest.approx(saved[m]["AP"], abs=1e-6), m
     # the rows read off one model predict differently, so no file was overwritten by another row
     assert exports["wish"] != exports["nearest_to_hand"] != exports["clip_zero_shot"]
     assert not os.path.exists(seed / "wish" / "stage1" / "inference_pseudo")

@@ -7,9 +7,7 @@ import shutil
 
 import pytest
 import torch
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
-from wish_fixtures import register_tiny_dataset, tiny_cfg
+from wish_fixtures import register_tiny_dataset, rescore_segm_ap, tiny_cfg
 
 from wish_d2.engine.table import run_table
 from wish_d2.evaluation.inhand_evaluator import PREDICTIONS_FILE
@@ -39,15 +37,7 @@ def _ap_from_folder_alone(folder: str, tmp: str) -> float:
     shutil.copytree(folder, alone)  # nothing outside this copy can be reached
     gts = [f for f in os.listdir(alone) if f.endswith("_coco_format.json")]
     assert len(gts) == 1, sorted(os.listdir(alone))
-    gt = COCO(os.path.join(alone, gts[0]))
-    results = json.load(open(os.path.join(alone, PREDICTIONS_FILE)))
-    if not results:
-        return 0.0
-    ev = COCOeval(gt, gt.loadRes(results), "segm")
-    ev.evaluate()
-    ev.accumulate()
-    ev.summarize()
-    return 100.0 * float(ev.stats[0])
+    return rescore_segm_ap(os.path.join(alone, PREDICTIONS_FILE), os.path.join(alone, gts[0]))
 
 
 @pytest.mark.parametrize("row", ROWS)

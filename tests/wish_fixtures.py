@@ -92,3 +92,22 @@ def tiny_cfg(output_dir, train="wish_tiny", iters=20):
         "DATALOADER.NUM_WORKERS", "0", "OUTPUT_DIR", str(output_dir), "SEED", "0",
     ])
     return cfg
+
+
+def rescore_segm_ap(predictions: str, gt_json: str) -> float:
+    """COCO segm AP (percent) of a predictions file against a ground-truth file, with pycocotools as a user would."""
+    import json
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = COCO(gt_json)
+    with open(predictions) as f:
+        results = json.load(f)
+    if not results:
+        return 0.0
+    ev = COCOeval(gt, gt.loadRes(results), "segm")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    return 100.0 * float(ev.stats[0])
