@@ -75,29 +75,53 @@ def _frame(seed=0):
 
 
 class _Recorder:
-    """Wraps the real predictor to see what it is given."""
+    """Wraps the real detector model to see what it is given."""
 
-    def __init__(self, predictor):
-        self.predictor, self.seen = predictor, None
+    def __init__(self, model):
+        self.model, self.seen = model, None
 
-    def __call__(self, image):
-        self.seen = image
-        return self.predictor(image)
+    def __call__(self, inputs):
+        self.seen = inputs
+        return self.model(inputs)
 
 
 def test_detector_hands_keep_the_class_side(tmp_path):
     config_file, weights = _save_detector(tmp_path, [-10.0, 10.0, -10.0])  # every detection: class 1 = right
     hands = DetectorHands(config_file, weights, class_names=["left", "right"], side_heuristic=False)
-    hands.predictor = _Recorder(hands.predictor)
+    recorder = _Recorder(hands.predictor.model)
+    hands.predictor.model = recorder
     x = _frame()
     ((masks, present),) = hands([x])
-    assert hands.predictor.seen[0, 0].tolist() == x["image"][:, 0, 0].flip(0).tolist()  # BGR, as Detectron2 wants
+    hands.predictor.model = recorder.model
+    seen = recorder.seen[0]["image"]
+    assert seen[:, 0, 0].tolist() == x["image"][:, 0, 0].flip(0).float().tolist()  # BGR, as Detectron2 wants
     assert masks.dtype == torch.bool and masks.shape == (2, H, W)
     assert present.tolist() == [False, True]  # the class decides the side, even with the heuristic off
     assert masks[1].any() and not masks[0].any()
-    # a mask fills its box: the union of detections equals the union of the detector's own pasted masks
-    inst = hands.predictor.predictor(np.ascontiguousarray(x["image"].permute(1, 2, 0).numpy()[:, :, ::-1]))
+    # a mask fills its box: the union of detections equals the union of DefaultPredictor's own pasted masks
+    inst = hands.predictor(np.ascontiguousarray(x["image"].permute(1, 2, 0).numpy()[:, :, ::-1]))
     assert len(inst["instances"]) > 0 and torch.equal(inst["instances"].pred_masks.any(0), masks[1])
+
+
+def test_batched_detection_is_default_predictors_own(tmp_path):
+    """Several frames in one pass give what DefaultPredictor gives one at a time, and the model sees the channel
+    order of the detector's INPUT.FORMAT (BGR here, as Detectron2's default)."""
+    config_file, weights = _save_detector(tmp_path, [-10.0, 10.0, -10.0])
+    hands = DetectorHands(config_file, weights, class_names=["left", "right"], score_thresh=0.0)
+    frames = [np.ascontiguousarray(_frame()["image"].permute(1, 2, 0).numpy()) for _ in range(2)]
+    frames[1] = np.ascontiguousarray(frames[1][::-1])  # a different frame
+    recorder = _Recorder(hands.predictor.model)
+    hands.predictor.model = recorder
+    batched = hands.instances_batch(frames)
+    assert len(recorder.seen) == 2 and [(x["height"], x["width"]) for x in recorder.seen] == [(H, W)] * 2
+    assert recorder.seen[0]["image"][:, 0, 0].tolist() == frames[0][0, 0, ::-1].astype(float).tolist()  # BGR
+    hands.predictor.model = recorder.model
+    assert hands.instances_batch([]) == []
+    for rgb, inst in zip(frames, batched):
+        single = hands.predictor(np.ascontiguousarray(rgb[:, :, ::-1]))["instances"]
+        assert len(inst) == len(single) > 0
+        assert torch.allclose(inst.scores, single.scores, atol=1e-5)
+        assert torch.equal(inst.pred_masks, single.pred_masks)
 
 
 def test_detector_without_detections_gives_no_hands(tmp_path):

@@ -3,7 +3,7 @@
 
     python tools/hand_benchmark.py --output-dir output/hands
     python tools/hand_benchmark.py --output-dir /tmp/h --num-train 50 --num-val 30 --num-test 30 \
-        --detector-iters 20 --chest-train 30 --chest-test 20          # a quick smoke run
+        --detector-iters 20 --chest-detector-iters 20 --chest-train 30 --chest-test 20   # a quick smoke run
 
 Trains the hand detector of ``configs/hand_detector_visor.yaml`` with a small backbone (ResNet-18, from scratch) on
 the synthetic train split's hand masks, runs it over every split, and trains and tests WISH (the ``wish`` row of
@@ -25,7 +25,7 @@ from detectron2.utils.logger import setup_logger
 
 from wish_d2.config_validation import MAX_FRAMES, MAX_ITERS, ConfigError
 from wish_d2.engine.arg_types import int_in, output_dir, positive_int, seed_int
-from wish_d2.engine.hand_benchmark import DETECTOR_ITERS, run_hand_benchmark
+from wish_d2.engine.hand_benchmark import CHEST_DETECTOR_ITERS, DETECTOR_ITERS, run_hand_benchmark
 from wish_d2.engine.setup import setup_cfg
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "wish_synthetic.yaml")
@@ -40,13 +40,15 @@ def argument_parser() -> argparse.ArgumentParser:
         p.add_argument(f"--num-{split}", type=int_in(0 if split == "val" else 1, MAX_FRAMES), default=None,
                        help=f"frames of the {split} split (default: the config's DATASETS.SYNTHETIC)")
     p.add_argument("--detector-iters", type=int_in(1, MAX_ITERS), default=DETECTOR_ITERS,
-                   help="training iterations of each hand detector")
+                   help="training iterations of the hand detector (batch 8)")
+    p.add_argument("--chest-detector-iters", type=int_in(1, MAX_ITERS), default=CHEST_DETECTOR_ITERS,
+                   help="training iterations of the chest-camera detector, which only measures sides")
     p.add_argument("--chest-train", type=int_in(1, MAX_FRAMES), default=600,
                    help="frames the chest-camera detector trains on")
     p.add_argument("--chest-test", type=int_in(1, MAX_FRAMES), default=400,
                    help="chest-camera frames the side rules are scored on")
     p.add_argument("--jobs", type=positive_int, default=2,
-                   help="2: the two independent halves in two processes; 1: in turn")
+                   help="2: two worker processes (detector training beside WISH with the dataset's hands); 1: in turn")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="WISH config overrides KEY VALUE ...")
     return p
 
@@ -66,7 +68,8 @@ def main(argv=None):
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    results = run_hand_benchmark(cfg, args.output_dir, iters=args.detector_iters, chest_train=args.chest_train,
+    results = run_hand_benchmark(cfg, args.output_dir, iters=args.detector_iters,
+                                 chest_iters=args.chest_detector_iters, chest_train=args.chest_train,
                                  chest_test=args.chest_test, jobs=args.jobs)
     print(json.dumps(results, indent=2))
     print(f"results: {os.path.join(args.output_dir, 'hand_results.json')}")

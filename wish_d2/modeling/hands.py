@@ -240,9 +240,26 @@ class DetectorHands(DatasetHands):
 
     def instances(self, image_rgb: np.ndarray):
         """The detector's raw ``Instances`` (on the CPU) of one RGB frame."""
-        # DefaultPredictor takes BGR and converts it to whatever the detector's INPUT.FORMAT says
-        bgr = np.ascontiguousarray(image_rgb[:, :, ::-1])
-        return self.predictor(bgr)["instances"].to("cpu")
+        return self.instances_batch([image_rgb])[0]
+
+    def instances_batch(self, images_rgb: Sequence[np.ndarray]) -> List:
+        """The detector's raw ``Instances`` (on the CPU) of several RGB frames in one forward pass.
+
+        ``DefaultPredictor`` takes one image per call; this applies its own preprocessing (``INPUT.FORMAT``, its
+        test-time resize) to each frame and runs its model once on the batch, which on a CPU costs about half as
+        much per frame as one call each."""
+        p = self.predictor
+        inputs = []
+        for rgb in images_rgb:
+            image = rgb if p.input_format == "RGB" else rgb[:, :, ::-1]
+            h, w = image.shape[:2]
+            resized = p.aug.get_transform(image).apply_image(image)
+            tensor = torch.as_tensor(np.ascontiguousarray(resized).astype("float32").transpose(2, 0, 1))
+            inputs.append({"image": tensor.to(p.cfg.MODEL.DEVICE), "height": h, "width": w})
+        if not inputs:
+            return []
+        with torch.no_grad():
+            return [o["instances"].to("cpu") for o in p.model(inputs)]
 
     def hands_from_instances(self, inst, min_score: float = 0.0) -> List[Dict]:
         """Hand dicts (``segmentation`` bool ``[H, W]``, ``side`` or None, ``score``) of the detections of hand
@@ -260,11 +277,9 @@ class DetectorHands(DatasetHands):
         return self.hands_from_instances(self.instances(image_rgb))
 
     def __call__(self, batched_inputs):
-        out = []
-        for x in batched_inputs:
-            h, w = image_hw(x)
-            out.append(hands_to_tensors(self.detect(image_to_rgb_numpy(x["image"])), h, w, self.side_heuristic))
-        return out
+        found = self.instances_batch([image_to_rgb_numpy(x["image"]) for x in batched_inputs])
+        return [hands_to_tensors(self.hands_from_instances(inst), *image_hw(x), self.side_heuristic)
+                for x, inst in zip(batched_inputs, found)]
 
 
 # Registry keys are the builder names (fvcore registries key by __name__): HANDS.SOURCE dataset | precomputed | detector
