@@ -69,3 +69,31 @@ def test_tool_refuses_empty_sizes(flag, tmp_path, capsys):
         _tool().main(["--output-dir", str(tmp_path), flag, "0"])
     assert e.value.code == 2 and flag in capsys.readouterr().err
     assert not os.listdir(tmp_path)
+
+
+def test_the_detector_takes_the_free_cores_only_once_the_other_worker_is_idle(monkeypatch):
+    """One thread while the chest-camera world runs in the other worker, every thread after (and at once when the
+    stress test runs in-process)."""
+    import threading
+
+    import torch
+
+    from wish_d2.engine import hand_benchmark as hb
+
+    before = torch.get_num_threads()
+    other_idle = threading.Event()
+    monkeypatch.setattr(hb, "_OTHER_IDLE", other_idle)
+    try:
+        hook = hb._FreeCores(2)
+        assert torch.get_num_threads() == 1
+        hook.after_step()
+        assert torch.get_num_threads() == 1
+        other_idle.set()
+        hook.after_step()
+        assert torch.get_num_threads() == 2
+        monkeypatch.setattr(hb, "_OTHER_IDLE", None)
+        torch.set_num_threads(1)
+        hb._FreeCores(2)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -10,8 +10,8 @@
 4. A chest-camera world (``synthetic`` profile ``chest``): the side accuracy of the vertical split, of the entry rule
    (``wish_d2.data.hand_side``) and of a detector trained on that world's train split.
 
-The detector trains first with every thread; the two WISH runs then run side by side in two single-threaded
-processes, and the chest-camera world takes the first free one (:func:`run_hand_benchmark`).
+Two worker processes: the chest-camera world beside the detector's training, which takes both cores once the chest
+world is done; then the two WISH runs side by side (:func:`run_hand_benchmark`).
 """
 import logging
 import multiprocessing
@@ -22,6 +22,7 @@ from typing import Dict, List, Sequence
 
 import torch
 from detectron2.data import DatasetCatalog
+from detectron2.engine import HookBase
 
 from ..classes import SIDES
 from ..data.hand_datasets import HAND_CLASSES, register_hands_only
@@ -84,7 +85,7 @@ DETECT_BATCH = 8
 HANDS_FILE = "detected_hands.json"
 
 
-def train_hand_detector(train_dataset: str, out: str, iters: int, seed: int) -> Dict[str, str]:
+def train_hand_detector(train_dataset: str, out: str, iters: int, seed: int, hooks: Sequence = ()) -> Dict[str, str]:
     """Train the small detector on ``train_dataset`` (a hand-only split) into ``out``; returns its ``config`` file
     (the trained model's config, as the ``detector`` hand source reads it) and ``weights``."""
     from .hand_detector import HandDetectorTrainer, hand_detector_cfg
@@ -99,6 +100,7 @@ def train_hand_detector(train_dataset: str, out: str, iters: int, seed: int) -> 
         f.write(cfg.dump())
     trainer = HandDetectorTrainer(cfg)
     trainer.resume_or_load(resume=False)
+    trainer.register_hooks(list(hooks))
     t0 = time.perf_counter()
     trainer.train()
     logger.info(f"hand detector: {iters} iterations on {train_dataset} in {time.perf_counter() - t0:.0f} s")
@@ -172,13 +174,15 @@ def _wish(cfg, out: str, seed: int, *opts) -> float:
 
 
 def _detector_job(cfg, out: str, seed: int, iters: int, threads: int) -> Dict:
-    """Train the detector on the train split's hand masks, detect every split, write the hands file."""
+    """Train the detector on the train split's hand masks, detect every split, write the hands file. It runs on one
+    thread while the other worker is busy and takes ``threads`` as soon as that one is idle (:class:`_FreeCores`)."""
     from ..data.builtin import register_synthetic_from_cfg
 
-    torch.set_num_threads(threads)
+    cores = _FreeCores(threads)
     names = register_synthetic_from_cfg(cfg)
     train_hands = register_hands_only(names["train"], lambda: DatasetCatalog.get(names["train"]))
-    files = train_hand_detector(train_hands, os.path.join(out, "detector"), iters, seed)
+    files = train_hand_detector(train_hands, os.path.join(out, "detector"), iters, seed, hooks=[cores])
+    cores.after_step()
     det = detect_hands(_load_detector(files), [names["train"], names["val"], names["test"]], evaluate=names["test"],
                        eval_dir=os.path.join(out, "detector", "inference"))
     write_json(det.pop("hands"), os.path.join(out, HANDS_FILE))
@@ -218,8 +222,33 @@ def _chest_job(cfg, out: str, seed: int, iters: int, num_train: int, num_test: i
     return {"chest_camera": _chest(cfg, out, seed, iters, num_train, num_test)}
 
 
-def _init_worker() -> None:
+#: In a worker process: set by the parent once the other worker is idle (None when the stress test runs in-process).
+_OTHER_IDLE = None
+
+
+class _FreeCores(HookBase):
+    """Between two training iterations, takes ``threads`` once the other worker is idle (or at once in-process). The
+    iteration where that happens depends on timing, so two runs need not train bit-identical detectors."""
+
+    def __init__(self, threads: int):
+        self.threads = threads
+        if _OTHER_IDLE is not None and not _OTHER_IDLE.is_set():
+            torch.set_num_threads(max(1, threads // 2))
+        self.after_step()
+
+    def after_step(self):
+        if torch.get_num_threads() != self.threads and (_OTHER_IDLE is None or _OTHER_IDLE.is_set()):
+            torch.set_num_threads(self.threads)
+            it = getattr(getattr(self, "trainer", None), "iter", None)
+            logger.info(f"hand detector: {self.threads} threads from iteration {it}" if it is not None else
+                        f"hand detector: {self.threads} threads")
+
+
+def _init_worker(other_idle=None) -> None:
     from detectron2.utils.logger import setup_logger
+
+    global _OTHER_IDLE
+    _OTHER_IDLE = other_idle
 
     setup_logger(name="wish_d2")
     setup_logger(name="detectron2", abbrev_name="d2")
@@ -230,9 +259,10 @@ def run_hand_benchmark(cfg, out: str, iters: int = DETECTOR_ITERS, chest_iters: 
                        chest_train: int = 600, chest_test: int = 400, jobs: int = 2) -> Dict:
     """The whole stress test (module docstring) into ``out``; writes and returns ``out/hand_results.json``.
 
-    The detector trains and detects with every thread (it gains from a second core; the rest of the run waits for
-    it); with ``jobs`` 2, the two WISH runs then share the cores as two single-threaded processes (WISH gains little
-    from a second thread, much from a second process), and the chest-camera world takes the first free one."""
+    With ``jobs`` 2, two worker processes of one thread each: the chest-camera world beside the detector's training;
+    the detector takes the second thread once the chest world is done (it gains from a second thread, and the rest of
+    the run waits for it) and detects; then the two WISH runs side by side (WISH gains little from a second thread,
+    much from a second process)."""
     seed = int(cfg.DATASETS.SYNTHETIC.SEED)
     os.makedirs(out, exist_ok=True)
     t0 = time.perf_counter()
@@ -249,12 +279,14 @@ def run_hand_benchmark(cfg, out: str, iters: int = DETECTOR_ITERS, chest_iters: 
         results.update(_chest_job(cfg, out, seed, chest_iters, chest_train, chest_test, threads))
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker) as pool:
+        half = max(1, threads // 2)
+        other_idle = ctx.Event()
+        with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker, initargs=(other_idle,)) as pool:
+            chest = pool.submit(_chest_job, cfg, out, seed, chest_iters, chest_train, chest_test, half)
+            chest.add_done_callback(lambda _: other_idle.set())
             results = pool.submit(_detector_job, cfg, out, seed, iters, threads).result()
-            half = max(1, threads // 2)
-            later = [pool.submit(_wish_job, cfg, out, seed, hands, half) for hands in ("detected", "dataset")]
-            later.append(pool.submit(_chest_job, cfg, out, seed, chest_iters, chest_train, chest_test, threads))
-            for f in later:
+            wish = [pool.submit(_wish_job, cfg, out, seed, hands, half) for hands in ("detected", "dataset")]
+            for f in [chest] + wish:
                 results.update(f.result())
     ds, dt = results["wish_dataset_hands"], results["wish_detected_hands"]
     results["detected_vs_dataset"] = dt / ds if ds else float("nan")
