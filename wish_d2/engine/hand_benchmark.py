@@ -34,7 +34,8 @@ from ..utils.masks import encode_rle
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SMALL_BACKBONE", "DETECTOR_ITERS", "CHEST_DETECTOR_ITERS", "run_hand_benchmark", "train_hand_detector", "detect_hands"]
+__all__ = ["SMALL_BACKBONE", "DETECTOR_ITERS", "CHEST_DETECTOR_ITERS", "run_hand_benchmark", "train_hand_detector",
+           "detect_hands"]
 
 DETECTOR_CONFIG = os.path.join(os.path.dirname(__file__), "..", "..", "configs", "hand_detector_visor.yaml")
 
@@ -73,7 +74,8 @@ SMALL_BACKBONE = (
 #: 7-11% of the hands missed) and WISH at 69-72% of its dataset-hands score; docs/RESULTS.md section 5.
 DETECTOR_ITERS = 600
 #: The chest-camera detector only measures sides (its class is the side), which it gets right long before its masks
-#: are good (97.6% of matched hands at 300 iterations, 98.9% at 450; docs/RESULTS.md section 5), so it trains less.
+#: are good (96-97% of matched hands at 250 iterations, 97.6% at 300, 98.9% at 450; docs/RESULTS.md section 5), so it
+#: trains less.
 CHEST_DETECTOR_ITERS = 250
 #: Detections below this score are not hands (MODEL.WISH.HANDS.DETECTOR_SCORE_THRESH's default); AP uses them all.
 HAND_SCORE = 0.5
@@ -192,8 +194,8 @@ def _detector_job(cfg, out: str, seed: int, iters: int, threads: int) -> Dict:
 def _wish_job(cfg, out: str, seed: int, hands: str, threads: int) -> Dict[str, float]:
     """WISH trained and tested with the dataset's hands (``hands`` "dataset") or the detected ones ("detected")."""
     torch.set_num_threads(threads)
-    opts = (["MODEL.WISH.HANDS.SOURCE", "dataset"] if hands == "dataset" else
-            ["MODEL.WISH.HANDS.SOURCE", "precomputed", "MODEL.WISH.HANDS.PRECOMPUTED_FILE", os.path.join(out, HANDS_FILE)])
+    opts = ["MODEL.WISH.HANDS.SOURCE", "dataset"] if hands == "dataset" else [
+        "MODEL.WISH.HANDS.SOURCE", "precomputed", "MODEL.WISH.HANDS.PRECOMPUTED_FILE", os.path.join(out, HANDS_FILE)]
     return {f"wish_{hands}_hands": _wish(cfg, os.path.join(out, f"wish_{hands}_hands"), seed, *opts)}
 
 
@@ -218,6 +220,7 @@ def _chest(cfg, out: str, seed: int, iters: int, num_train: int, num_test: int) 
 
 
 def _chest_job(cfg, out: str, seed: int, iters: int, num_train: int, num_test: int, threads: int) -> Dict:
+    """The chest-camera world (:func:`_chest`) on ``threads`` threads."""
     torch.set_num_threads(threads)
     return {"chest_camera": _chest(cfg, out, seed, iters, num_train, num_test)}
 
