@@ -98,8 +98,8 @@ def _describe(module: nn.Module):
     """Every submodule's plain attributes (not its tensors), by name: what a constructor argument decides."""
     out = {}
     for prefix, m in module.named_modules():
-        attrs = {k: v for k, v in vars(m).items() if not k.startswith("_") and not isinstance(v, (torch.Tensor, nn.Module))
-                 and k != "training"}
+        attrs = {k: v for k, v in vars(m).items()
+                 if not k.startswith("_") and not isinstance(v, (torch.Tensor, nn.Module)) and k != "training"}
         out[prefix or "."] = (type(m).__name__, attrs)
     return out
 
