@@ -184,7 +184,7 @@ def _detector_job(cfg, out: str, seed: int, iters: int, threads: int) -> Dict:
     names = register_synthetic_from_cfg(cfg)
     train_hands = register_hands_only(names["train"], lambda: DatasetCatalog.get(names["train"]))
     files = train_hand_detector(train_hands, os.path.join(out, "detector"), iters, seed, hooks=[cores])
-    cores.after_step()
+    cores.take_if_free()  # for the detection pass, if the other worker finished after the last iteration
     det = detect_hands(_load_detector(files), [names["train"], names["val"], names["test"]], evaluate=names["test"],
                        eval_dir=os.path.join(out, "detector", "inference"))
     write_json(det.pop("hands"), os.path.join(out, HANDS_FILE))
@@ -237,9 +237,12 @@ class _FreeCores(HookBase):
         self.threads = threads
         if _OTHER_IDLE is not None and not _OTHER_IDLE.is_set():
             torch.set_num_threads(max(1, threads // 2))
-        self.after_step()
+        self.take_if_free()
 
     def after_step(self):
+        self.take_if_free()
+
+    def take_if_free(self) -> None:
         if torch.get_num_threads() != self.threads and (_OTHER_IDLE is None or _OTHER_IDLE.is_set()):
             torch.set_num_threads(self.threads)
             it = getattr(getattr(self, "trainer", None), "iter", None)
