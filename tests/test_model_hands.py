@@ -98,9 +98,9 @@ def test_detector_hands_keep_the_class_side(tmp_path):
     assert masks.dtype == torch.bool and masks.shape == (2, H, W)
     assert present.tolist() == [False, True]  # the class decides the side, even with the heuristic off
     assert masks[1].any() and not masks[0].any()
-    # a mask fills its box: the union of detections equals the union of DefaultPredictor's own pasted masks
-    inst = hands.predictor(np.ascontiguousarray(x["image"].permute(1, 2, 0).numpy()[:, :, ::-1]))
-    assert len(inst["instances"]) > 0 and torch.equal(inst["instances"].pred_masks.any(0), masks[1])
+    # a mask fills its box: the hand is DefaultPredictor's own pasted mask of its best-scoring detection
+    inst = hands.predictor(np.ascontiguousarray(x["image"].permute(1, 2, 0).numpy()[:, :, ::-1]))["instances"]
+    assert len(inst) > 1 and torch.equal(inst.pred_masks[inst.scores.argmax()], masks[1])
 
 
 def test_batched_detection_is_default_predictors_own(tmp_path):
@@ -264,3 +264,14 @@ def test_shipped_detector_config_saved_and_loaded_through_the_hand_source(tmp_pa
     saved = torch.load(tmp_path / "model_final.pth", weights_only=True)["model"]
     loaded = hands.predictor.model.state_dict()
     assert all(torch.equal(loaded[k].cpu(), v) for k, v in saved.items())
+
+
+def test_two_detections_of_one_side_keep_the_best_scoring_one():
+    """A frame has one hand per side: of two scored detections of one side the better one is the hand, while an
+    annotation given in unscored parts is merged."""
+    a, b = _two_in_the_left_half()
+    masks, present = hands_to_tensors([{"segmentation": a, "side": "left", "score": 0.6},
+                                       {"segmentation": b, "side": "left", "score": 0.9}], H, W)
+    assert present.tolist() == [True, False] and torch.equal(masks[0], b)
+    masks, _ = hands_to_tensors([{"segmentation": a, "side": "left"}, {"segmentation": b, "side": "left"}], H, W)
+    assert torch.equal(masks[0], a | b)

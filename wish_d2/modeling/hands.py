@@ -26,11 +26,15 @@ logger = logging.getLogger(__name__)
 
 def hands_to_tensors(hands: List[Dict], height: int, width: int, side_heuristic: bool = True
                      ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A list of hand dicts (``side`` optional, ``segmentation`` RLE or bool mask) -> ([2,H,W], [2]).
+    """A list of hand dicts (``side`` optional, ``segmentation`` RLE or bool mask, ``score`` optional) ->
+    ([2,H,W], [2]).
 
     Hands with a side keep it. The side-less hands of the frame get theirs together, from
     :func:`~wish_d2.data.hand_side.assign_sides` (at most one per side: two side-less hands in one half become a
-    left and a right hand, not one merged hand); a third or later one joins the side its own centroid gives."""
+    left and a right hand, not one merged hand); a third or later one joins the side its own centroid gives.
+    Several hands of one side: detections (every one scored) give the side their best-scoring mask, since a frame
+    has one hand per side and a lower-scoring duplicate is a false or partial detection; unscored masks (a dataset's
+    annotation in parts) are merged."""
     masks = torch.zeros((2, height, width), dtype=torch.bool)
     present = torch.zeros(2, dtype=torch.bool)
     sided, sideless = [], []
@@ -39,19 +43,22 @@ def hands_to_tensors(hands: List[Dict], height: int, width: int, side_heuristic:
         mask = seg if isinstance(seg, torch.Tensor) else torch.from_numpy(decode_rle(seg))
         if tuple(mask.shape) != (height, width):
             raise ValueError(f"hand mask of shape {tuple(mask.shape)} for an image of {(height, width)}")
-        (sided if hand.get("side") in SIDES else sideless).append((mask, hand.get("side")))
+        score = hand.get("score")
+        (sided if hand.get("side") in SIDES else sideless).append((mask, hand.get("side"), score))
     if sideless and not side_heuristic:
         logger.warning(f"dropping {len(sideless)} hand(s) without a side (MODEL.WISH.HANDS.SIDE_HEURISTIC is off)")
         sideless = []
     if sideless:
-        sides = assign_sides([m.numpy() for m, _ in sideless], width)
-        sided += [(m, s if s is not None else side_from_mask(m.numpy(), width)) for (m, _), s in zip(sideless, sides)]
-    for mask, side in sided:
-        if side is None:  # empty mask
-            continue
-        k = SIDES.index(side)
-        masks[k] |= mask  # two detections of one side merge into one hand
-        present[k] = present[k] | bool(mask.any())
+        sides = assign_sides([m.numpy() for m, _, _ in sideless], width)
+        sided += [(m, s if s is not None else side_from_mask(m.numpy(), width), score)
+                  for (m, _, score), s in zip(sideless, sides)]
+    for k, side in enumerate(SIDES):
+        mine = [(mask, score) for mask, s, score in sided if s == side]
+        if mine and all(score is not None for _, score in mine):
+            mine = [max(mine, key=lambda m: m[1])]
+        for mask, _ in mine:
+            masks[k] |= mask
+            present[k] = present[k] | bool(mask.any())
     return masks, present
 
 
