@@ -120,6 +120,7 @@ def test_heads_built_by_hand_equal_the_default_config_heads():
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (from_cfg.stage, from_cfg.match_null) == ("all", True)
     assert (from_cfg.alignment.pair_visual, from_cfg.heads.match_both_hands) == ("contact", True)
+    assert from_cfg.heads.pair_visual == "all"
 
 
 def test_model_built_by_hand_equals_the_default_config_model():

@@ -92,6 +92,20 @@ def test_alignment_pair_visual_contact_ignores_object_and_hand_appearance():
         AlignmentHead(D, G, 32, E, pair_visual="object")
 
 
+def test_stage2_pair_visual_contact_ignores_object_and_hand_appearance():
+    v, vh, geom = _inputs()
+    vc = torch.randn(B, N, 2, D)
+    heads = ContactMatchingHeads(D, G, hidden_dim=32, dropout=0.0, pair_visual="contact").eval()
+    c1, a1 = heads(v, vh, geom, vc)
+    c2, a2 = heads(torch.randn_like(v), torch.randn_like(vh), geom, vc)
+    assert torch.allclose(c1, c2) and torch.allclose(a1, a2)
+    assert not torch.allclose(c1, heads(v, vh, geom, torch.randn_like(vc))[0])
+    c3, _ = ContactMatchingHeads(D, G, hidden_dim=32, dropout=0.0).eval()(torch.randn_like(v), vh, geom, vc)
+    assert c3.shape == c1.shape  # "all" (the default) has the same width: checkpoints stay comparable
+    with pytest.raises(ValueError):
+        ContactMatchingHeads(D, G, pair_visual="object")
+
+
 @pytest.mark.parametrize("both", [True, False])
 def test_matching_head_sees_the_other_hand(both):
     v, vh, geom = _inputs()

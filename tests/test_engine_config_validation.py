@@ -20,6 +20,7 @@ BAD = [
     ("MODEL.WISH.STAGE", "stage3", "stage1"),
     ("MODEL.WISH.SUPERVISION", "full", "pseudo"),
     ("MODEL.WISH.STAGE1.PAIR_VISUAL", "object", "contact"),
+    ("MODEL.WISH.STAGE2.PAIR_VISUAL", "object", "contact"),
     ("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD", "1.5", "[0, 1]"),
     ("MODEL.WISH.PSEUDO.THRESHOLD", float("nan"), "finite"),  # a YAML .nan
     ("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD", float("-inf"), "[0, 1]"),

@@ -107,6 +107,7 @@ def add_wish_config(cfg: CN) -> None:
     W.STAGE2.IMS_PER_BATCH = 32  # images per Stage 2 batch
     W.STAGE2.MATCH_NULL = True  # matching softmax over objects + "no object"; hands without a target train it too
     W.STAGE2.MATCH_BOTH_HANDS = True  # matching head sees the object against both hands (heads.ContactMatchingHeads)
+    W.STAGE2.PAIR_VISUAL = "all"  # Stage 2 visual features: "all" (object, hand, contact zone) or "contact" zone only
 
     W.INFERENCE = CN()
     W.INFERENCE.CONTACT_THRESHOLD = -1.0  # keep a hand's object if its probability >= this; < 0 = calibrate on val

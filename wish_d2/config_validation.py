@@ -276,6 +276,7 @@ def validate_wish_config(cfg) -> None:
 
     c.positive(p + "STAGE1.TEMPERATURE")
     c.choice(p + "STAGE1.PAIR_VISUAL", PAIR_VISUALS)
+    c.choice(p + "STAGE2.PAIR_VISUAL", PAIR_VISUALS)
     c.boolean(p + "STAGE1.TOUCHING_PAIRS_ONLY")
     for s in ("STAGE1", "STAGE2"):
         c.int_in(f"{p}{s}.MAX_ITER", 0, MAX_ITERS)

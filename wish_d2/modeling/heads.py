@@ -82,7 +82,7 @@ class AlignmentHead(nn.Module):
     object the narration mentions by mistake), so its per-hand argmax, the pseudo-label, follows appearance instead
     of contact. With the hand-relative evidence only (``u`` and ``g``), the narration still decides which pairs
     score high, but only through how the hand meets the object. "all" is the paper's setting; the choice and its
-    evidence are in docs/METHOD.md §7 and docs/RESULTS.md. Stage 2 keeps all features.
+    evidence are in docs/METHOD.md §7 and docs/RESULTS.md. Stage 2 has its own switch (:class:`ContactMatchingHeads`).
     """
 
     def __init__(
@@ -136,8 +136,14 @@ class ContactMatchingHeads(nn.Module):
     and their fusion is little more than a two-member ensemble (the measurements: docs/RESULTS.md section 3, "The
     matching head reads the object against both hands").
 
+    ``pair_visual`` (``STAGE2.PAIR_VISUAL``) is Stage 1's switch for Stage 2: "all" reads ``[v_i ; v_s ; u_{i,s}]``,
+    "contact" the contact zone ``u_{i,s}`` only (``v_i`` and ``v_s`` zeroed, same width), so that an encoder whose
+    object embeddings name the category cannot let the heads learn which categories get held instead of how the
+    hand meets the object.
+
     Defaults of both heads are ``add_wish_config``'s (``MODEL.WISH.ADAPTER``, ``USE_*``, ``STAGE1.PAIR_VISUAL``,
-    ``STAGE2.MATCH_BOTH_HANDS``), so a head built by hand is the one a default config builds.
+    ``STAGE2.MATCH_BOTH_HANDS``, ``STAGE2.PAIR_VISUAL``), so a head built by hand is the one a default config
+    builds.
     """
 
     def __init__(
@@ -151,8 +157,12 @@ class ContactMatchingHeads(nn.Module):
         layers: int = 3,
         use_contact: bool = True,
         match_both_hands: bool = True,
+        pair_visual: str = "all",
     ):
         super().__init__()
+        if pair_visual not in PAIR_VISUALS:
+            raise ValueError(f"pair_visual={pair_visual!r} is not one of {PAIR_VISUALS}")
+        self.pair_visual = pair_visual
         self.use_visual = use_visual
         self.use_geometry = use_geometry
         self.use_contact = use_contact
@@ -164,6 +174,8 @@ class ContactMatchingHeads(nn.Module):
     def forward(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
                 v_contact: Optional[torch.Tensor] = None):
         """Returns ``(contact_logits [B, N, 2], match_logits [B, N, 2])`` (raw logits; masking is the losses' job)."""
+        if self.pair_visual == "contact":
+            v, v_hands = torch.zeros_like(v), torch.zeros_like(v_hands)
         f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
         f_match = torch.cat([f, f.flip(2)], dim=-1) if self.match_both_hands else f  # flip: the other hand
         return self.contact(f).squeeze(-1), self.match(f_match).squeeze(-1)

@@ -110,7 +110,8 @@ class WISHROIHeads(nn.Module):
                       use_contact=w.USE_CONTACT_REGION)
         return {
             "alignment": AlignmentHead(embed_dim=w.ADAPTER.EMBED_DIM, pair_visual=w.STAGE1.PAIR_VISUAL, **common),
-            "heads": ContactMatchingHeads(match_both_hands=w.STAGE2.MATCH_BOTH_HANDS, **common),
+            "heads": ContactMatchingHeads(match_both_hands=w.STAGE2.MATCH_BOTH_HANDS, pair_visual=w.STAGE2.PAIR_VISUAL,
+                                          **common),
             "stage": w.STAGE,
             "supervision": w.SUPERVISION,
             "method": w.METHOD,
