@@ -176,3 +176,32 @@ def test_format_table_names_the_training_seed():
     text = format_table({"seeds": [0], "train_seed": 2, "wish": row, "supervised": dict(row, **{"E-mIoU": 40.0})})
     assert "Training seed 2" in text
     assert "| wish | 30.0 | 20.0 | 30.0 | 40.0 | 25.0 | 75% |" in text
+
+
+def test_resume_takes_finished_seeds_and_refuses_another_commands_file(tiny, one, monkeypatch, tmp_path):
+    """--resume: the seeds an interrupted run finished are taken as they are, but only from the same command."""
+    import shutil
+
+    from wish_d2.data.common import DataFormatError
+    from wish_d2.engine import table
+
+    root = tiny[0]
+    out = tmp_path / "out"
+    shutil.copytree(root / "one", out, ignore=shutil.ignore_patterns("seed0"))  # the partial file, no outputs
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished seed was trained again")
+
+    monkeypatch.setattr(table, "run_seed", no_training)
+    again = run_table(_cfg(root, "elsewhere"), str(out), [0], METHODS, jobs=1, resume=True)
+    for m in METHODS:
+        assert again[m]["E-mIoU"] == one[m]["E-mIoU"], m
+    changed = _cfg(root, "elsewhere")
+    changed.merge_from_list(["MODEL.WISH.STAGE2.PAIR_VISUAL", "contact"])
+    with pytest.raises(DataFormatError, match="results_partial.json was written by a different command"):
+        run_table(changed, str(out), [0], METHODS, jobs=1, resume=True)
+    with pytest.raises(DataFormatError, match="results_partial.json"):
+        run_table(_cfg(root, "elsewhere"), str(out), [0], METHODS[:2], jobs=1, resume=True)  # other rows
+    (out / "results_partial.json").write_text('{"per_seed": ')
+    with pytest.raises(DataFormatError, match="cannot resume from it"):
+        run_table(_cfg(root, "elsewhere"), str(out), [0], METHODS, jobs=1, resume=True)

@@ -43,6 +43,9 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--jobs", type=int_in(1, 1024), default=os.cpu_count() or 1,
                         help="independent training runs of a seed to run at once, in worker processes that split "
                              "the cores (default: one per core, at most the number of runs)")
+    parser.add_argument("--resume", action="store_true",
+                        help="take the seeds that DIR/results_partial.json holds from an interrupted run of the same "
+                             "command, and run only the others")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return parser
 
@@ -64,7 +67,7 @@ def main(argv=None):
     seeds = args.seeds or [cfg.DATASETS.SYNTHETIC.SEED]
     t0 = time.perf_counter()
     results = run_table(cfg, args.output_dir, seeds, args.methods, register=register_synthetic_from_cfg,
-                        jobs=args.jobs, train_seed=args.train_seed)
+                        jobs=args.jobs, train_seed=args.train_seed, resume=args.resume)
     print(format_table(results))
     print(f"\nresults: {os.path.join(args.output_dir, 'results.json')}  table: "
           f"{os.path.join(args.output_dir, 'results.md')}  wall time: {time.perf_counter() - t0:.0f} s")

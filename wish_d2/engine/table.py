@@ -3,6 +3,7 @@
 Output layout of ``run_table(cfg, DIR, seeds)``::
 
     DIR/results.json, DIR/results.md          the table (means over seeds, and per seed)
+    DIR/results_partial.json                  the seeds finished so far, what ``--resume`` continues from
     DIR/seed<k>/cache/                        the feature cache every row of seed k reads (unless
                                               MODEL.WISH.CACHE.DIR names one)
     DIR/seed<k>/<row>/metrics.json            the row's full test metrics (in-hand IoUs, COCO segm AP)
@@ -12,6 +13,7 @@ Output layout of ``run_table(cfg, DIR, seeds)``::
     DIR/seed<k>/wish/{stage1,stage2}/         WISH's training runs (the rows read off WISH load its model_final.pth)
     DIR/seed<k>/<ablation>/{stage1,stage2}/   the training runs of the rows that train their own pipeline
 """
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -24,6 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.common import DataFormatError
 from ..modeling.meta_arch import selections_to_instances
 from ..pretrain.zero_shot import encoder_report
 from ..utils.atomic import atomic_path, write_json
@@ -233,17 +236,58 @@ def _mean_rows(rows):
     return out
 
 
+PARTIAL_FILE = "results_partial.json"
+
+
+def run_fingerprint(cfg, methods: Sequence[str], train_seed: Optional[int]) -> str:
+    """What a seed's results depend on: the config (but its output folder), the rows and the training seed."""
+    c = cfg.clone()
+    c.defrost()
+    c.OUTPUT_DIR = ""
+    text = json.dumps({"config": c.dump(), "methods": list(methods), "train_seed": train_seed}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def finished_seeds(path: str, fingerprint: str) -> Dict[int, Dict]:
+    """The per-seed results an interrupted run left in ``path`` (``{}`` when there is none). A file written by a
+    different command (config, rows or training seed) is refused rather than mixed in."""
+    if not os.path.exists(path):
+        return {}
+    try:
+        with open(path) as f:
+            partial = json.load(f)
+        per_seed = {int(k): v for k, v in partial["per_seed"].items()}
+        stored = partial.get("fingerprint")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise DataFormatError(f"{path}: cannot resume from it ({type(e).__name__}: {e}); delete it or drop --resume")
+    if stored != fingerprint:
+        raise DataFormatError(f"{path} was written by a different command (config, --methods or --train-seed differ); "
+                         "delete it, use another --output-dir, or drop --resume")
+    return per_seed
+
+
 def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequence[str]] = None,
-              register: Optional[Callable] = None, jobs: int = 1, train_seed: Optional[int] = None) -> Dict:
+              register: Optional[Callable] = None, jobs: int = 1, train_seed: Optional[int] = None,
+              resume: bool = False) -> Dict:
     """Every method for every seed; ``register(cfg)`` registers a seed's datasets. A seed is the data seed and, unless
     ``train_seed`` is given, also the training seed (``SEED``): fixing the data and changing ``train_seed`` measures
-    how much one dataset's numbers move with training randomness alone."""
+    how much one dataset's numbers move with training randomness alone.
+
+    After each seed the results so far go to ``DIR/results_partial.json`` with a fingerprint of the command; with
+    ``resume`` the seeds finished there by the same command are taken as they are and only the others run."""
     methods = list(methods or DEFAULT_ROWS)
     unknown = set(methods) - set(TABLE_ROWS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)}; choose from {TABLE_ROWS}")
+    fingerprint = run_fingerprint(cfg, methods, train_seed)
+    partial_path = os.path.join(output_dir, PARTIAL_FILE)
+    done = finished_seeds(partial_path, fingerprint) if resume else {}
     per_seed = {}
     for seed in seeds:
+        if seed in done:
+            logger.info(f"seed {seed}: its results are taken from {partial_path} (--resume)")
+            per_seed[seed] = done[seed]
+            continue
         out = os.path.join(output_dir, f"seed{seed}")
         # all methods of a seed share one feature cache (its key still separates feature-changing configs)
         c = _with(cfg, out, "DATASETS.SYNTHETIC.SEED", str(seed),
@@ -252,7 +296,7 @@ def run_table(cfg, output_dir: str, seeds: Sequence[int], methods: Optional[Sequ
         if register is not None:
             register(c)
         per_seed[seed] = run_seed(c, c.OUTPUT_DIR, methods, jobs, register)
-        write_json({"per_seed": per_seed}, os.path.join(output_dir, "results_partial.json"))
+        write_json({"fingerprint": fingerprint, "per_seed": {**done, **per_seed}}, partial_path)
     results = {}
     for m in methods:
         rows = [per_seed[s][m] for s in seeds if m in per_seed[s]]
