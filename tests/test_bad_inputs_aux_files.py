@@ -48,6 +48,8 @@ HANDS_OPEN_CASES = [
     ("hand not an object", {"img": ["left"]}, r"hands\[0\] must be an object"),
     ("no segmentation", {"img": [{"side": "left"}]}, r"hands\[0\] must be an object with a \"segmentation\""),
     ("unknown side", {"img": [_hand("middle")]}, r"hands\[0\]\.side must be 'left', 'right' or null"),
+    ("text score", {"img": [dict(_hand("left"), score="0.9")]}, r"hands\[0\]\.score must be a finite number"),
+    ("boolean score", {"img": [dict(_hand("left"), score=True)]}, r"hands\[0\]\.score must be a finite number"),
     ("side not a string", {"img": [_hand(1)]}, r"hands\[0\]\.side"),
     ("segmentation a list", {"img": [{"segmentation": [[0, 0, 1, 1]], "side": "left"}]},
      r"hands\[0\]\.segmentation: mask must be an RLE object"),

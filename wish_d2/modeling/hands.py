@@ -6,6 +6,7 @@ Every source returns, per image, ``hand_masks`` (bool ``[2, H, W]``, order left,
 """
 import json
 import logging
+import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -77,7 +78,8 @@ class DatasetHands:
 
 
 class PrecomputedHands(DatasetHands):
-    """Hands from a json file ``{image_id: [{"segmentation": RLE, "side": "left"|"right"|null}, ...]}``,
+    """Hands from a json file ``{image_id: [{"segmentation": RLE, "side": "left"|"right"|null, "score": optional
+    number}, ...]}``,
     e.g. the output of an external hand segmenter run once over a dataset.
 
     The file is checked when it is opened (an object of lists of hand objects, known sides, well-formed RLEs) and
@@ -112,6 +114,10 @@ class PrecomputedHands(DatasetHands):
             if hand.get("side") not in SIDES + (None,):
                 raise DataFormatError(f"{where}: hands[{k}].side must be 'left', 'right' or null, got "
                                       f"{hand.get('side')!r}")
+            score = hand.get("score")
+            if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
+                                      or not math.isfinite(score)):
+                raise DataFormatError(f"{where}: hands[{k}].score must be a finite number or null, got {score!r}")
             try:
                 hand["segmentation"] = check_rle(hand["segmentation"])
             except ValueError as e:
