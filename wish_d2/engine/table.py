@@ -261,8 +261,8 @@ def finished_seeds(path: str, fingerprint: str) -> Dict[int, Dict]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DataFormatError(f"{path}: cannot resume from it ({type(e).__name__}: {e}); delete it or drop --resume")
     if stored != fingerprint:
-        raise DataFormatError(f"{path} was written by a different command (config, --methods or --train-seed differ); "
-                         "delete it, use another --output-dir, or drop --resume")
+        raise DataFormatError(f"{path} was written by a different command (config, --methods or --train-seed "
+                              "differ); delete it, use another --output-dir, or drop --resume")
     return per_seed
 
 
