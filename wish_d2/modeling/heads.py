@@ -60,6 +60,19 @@ def pair_features(
     return torch.cat(parts, dim=-1)
 
 
+def _check_pair_visual(pair_visual: str) -> None:
+    if pair_visual not in PAIR_VISUALS:
+        raise ValueError(f"pair_visual={pair_visual!r} is not one of {PAIR_VISUALS}")
+
+
+def visual_parts(v: torch.Tensor, v_hands: torch.Tensor, pair_visual: str):
+    """``(v, v_hands)`` as a head reads them: zeroed for "contact" (same width), so only the contact zone and the
+    geometry are left."""
+    if pair_visual == "contact":
+        return torch.zeros_like(v), torch.zeros_like(v_hands)
+    return v, v_hands
+
+
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, dropout: float = 0.0, layers: int = 2) -> nn.Sequential:
     """``layers`` linear layers with GELU + dropout between them."""
     mods, d = [], in_dim
@@ -98,8 +111,7 @@ class AlignmentHead(nn.Module):
         pair_visual: str = "contact",
     ):
         super().__init__()
-        if pair_visual not in PAIR_VISUALS:
-            raise ValueError(f"pair_visual={pair_visual!r} is not one of {PAIR_VISUALS}")
+        _check_pair_visual(pair_visual)
         self.use_visual = use_visual
         self.use_geometry = use_geometry
         self.use_contact = use_contact
@@ -111,8 +123,7 @@ class AlignmentHead(nn.Module):
     def forward_pairs(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
                       v_contact: Optional[torch.Tensor] = None) -> torch.Tensor:
         """``v [B, N, D], v_hands [B, 2, D], geom [B, N, 2, G] (, v_contact [B, N, 2, D]) -> w [B, N, 2, E]``."""
-        if self.pair_visual == "contact":
-            v, v_hands = torch.zeros_like(v), torch.zeros_like(v_hands)
+        v, v_hands = visual_parts(v, v_hands, self.pair_visual)
         f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
         return F.normalize(self.mlp_v(f), dim=-1)
 
@@ -160,8 +171,7 @@ class ContactMatchingHeads(nn.Module):
         pair_visual: str = "all",
     ):
         super().__init__()
-        if pair_visual not in PAIR_VISUALS:
-            raise ValueError(f"pair_visual={pair_visual!r} is not one of {PAIR_VISUALS}")
+        _check_pair_visual(pair_visual)
         self.pair_visual = pair_visual
         self.use_visual = use_visual
         self.use_geometry = use_geometry
@@ -174,8 +184,7 @@ class ContactMatchingHeads(nn.Module):
     def forward(self, v: torch.Tensor, v_hands: torch.Tensor, geom: torch.Tensor,
                 v_contact: Optional[torch.Tensor] = None):
         """Returns ``(contact_logits [B, N, 2], match_logits [B, N, 2])`` (raw logits; masking is the losses' job)."""
-        if self.pair_visual == "contact":
-            v, v_hands = torch.zeros_like(v), torch.zeros_like(v_hands)
+        v, v_hands = visual_parts(v, v_hands, self.pair_visual)
         f = pair_features(v, v_hands, geom, self.use_visual, self.use_geometry, v_contact, self.use_contact)
         f_match = torch.cat([f, f.flip(2)], dim=-1) if self.match_both_hands else f  # flip: the other hand
         return self.contact(f).squeeze(-1), self.match(f_match).squeeze(-1)
