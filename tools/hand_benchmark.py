@@ -48,7 +48,8 @@ def argument_parser() -> argparse.ArgumentParser:
     p.add_argument("--chest-test", type=int_in(1, MAX_FRAMES), default=400,
                    help="chest-camera frames the side rules are scored on")
     p.add_argument("--jobs", type=positive_int, default=2,
-                   help="2: two worker processes (detector training beside WISH with the dataset's hands); 1: in turn")
+                   help="2: two worker processes (the chest-camera world beside the detector's training, then the "
+                        "two WISH runs side by side); 1: in turn")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="WISH config overrides KEY VALUE ...")
     return p
 

@@ -44,8 +44,7 @@ def hands_to_tensors(hands: List[Dict], height: int, width: int, side_heuristic:
         mask = seg if isinstance(seg, torch.Tensor) else torch.from_numpy(decode_rle(seg))
         if tuple(mask.shape) != (height, width):
             raise ValueError(f"hand mask of shape {tuple(mask.shape)} for an image of {(height, width)}")
-        score = hand.get("score")
-        (sided if hand.get("side") in SIDES else sideless).append((mask, hand.get("side"), score))
+        (sided if hand.get("side") in SIDES else sideless).append((mask, hand.get("side"), hand.get("score")))
     if sideless and not side_heuristic:
         logger.warning(f"dropping {len(sideless)} hand(s) without a side (MODEL.WISH.HANDS.SIDE_HEURISTIC is off)")
         sideless = []
