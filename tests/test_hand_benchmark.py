@@ -97,3 +97,30 @@ def test_the_detector_takes_the_free_cores_only_once_the_other_worker_is_idle(mo
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_cpu_amp_trains_the_detector_in_bfloat16_and_keeps_float32_weights(hands_split, tmp_path):
+    """SOLVER.AMP.ENABLED on the CPU: the forward runs under bfloat16 autocast (Detectron2's AMPTrainer would
+    refuse without CUDA), the losses stay finite and the checkpoint stays float32."""
+    import torch
+
+    from wish_d2.data.hand_datasets import register_hands_only
+    from wish_d2.engine.hand_benchmark import DETECTOR_CONFIG, SMALL_BACKBONE
+    from wish_d2.engine.hand_detector import HandDetectorTrainer, hand_detector_cfg
+
+    train = register_hands_only(hands_split, lambda: DatasetCatalog.get(hands_split))
+    cfg = hand_detector_cfg(DETECTOR_CONFIG, list(SMALL_BACKBONE) + [
+        "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "2",
+        "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "1", "SOLVER.CHECKPOINT_PERIOD", "100",
+        "INPUT.MIN_SIZE_TRAIN", "(48,)", "OUTPUT_DIR", str(tmp_path)])
+    assert cfg.SOLVER.AMP.ENABLED
+    trainer = HandDetectorTrainer(cfg)
+    trainer.resume_or_load(resume=False)
+    dtypes = []
+    trainer.model.backbone.bottom_up.stem.conv1.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
+    trainer.train()
+    assert dtypes and set(dtypes) == {torch.bfloat16}
+    losses = trainer.storage.history("total_loss").values()
+    assert len(losses) == 2 and all(np.isfinite(v) for v, _ in losses)
+    state = torch.load(os.path.join(tmp_path, "model_final.pth"), weights_only=True)["model"]
+    assert {t.dtype for t in state.values() if t.is_floating_point()} == {torch.float32}
