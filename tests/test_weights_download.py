@@ -66,10 +66,13 @@ def served(tmp_path, monkeypatch):
     server.close()
 
 
-def _closed_port() -> int:
+@pytest.fixture
+def closed_port() -> int:
+    """A local port that refuses connections for the whole test: bound, so no other process can take it between
+    here and the connection, and never listening, so the kernel answers a connect with a reset."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        yield s.getsockname()[1]
 
 
 def _cfg():
@@ -131,8 +134,8 @@ def test_missing_url_names_key_and_value(served):
     assert "MODEL.WISH.SEGMENTER.SAM_CHECKPOINT" in str(e.value) and url in str(e.value) and "404" in str(e.value)
 
 
-def test_closed_port_fails_at_once():
-    url = f"http://127.0.0.1:{_closed_port()}/clip.pth"
+def test_closed_port_fails_at_once(closed_port):
+    url = f"http://127.0.0.1:{closed_port}/clip.pth"
     with pytest.raises(WeightsUnavailableError) as e:
         build_open_clip(CLIP_NAME, pretrained=url)
     msg = str(e.value)
@@ -233,7 +236,7 @@ def test_gdino_value_that_is_neither_folder_nor_repo_id(tmp_path):
 
 
 @pytest.fixture
-def hub_down(tmp_path, monkeypatch):
+def hub_down(tmp_path, monkeypatch, closed_port):
     """Online mode, but the hub endpoint is a closed local port (no network): loads must not retry for minutes."""
     from huggingface_hub import constants
 
@@ -242,7 +245,7 @@ def hub_down(tmp_path, monkeypatch):
     for proxy in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY"):
         monkeypatch.delenv(proxy, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed_port}")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_hub"))
     assert weights.hub_unreachable() is not None
 

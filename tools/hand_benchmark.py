@@ -27,6 +27,7 @@ from wish_d2.config_validation import MAX_FRAMES, MAX_ITERS, ConfigError
 from wish_d2.engine.arg_types import int_in, output_dir, positive_int, seed_int
 from wish_d2.engine.hand_benchmark import CHEST_DETECTOR_ITERS, DETECTOR_ITERS, run_hand_benchmark
 from wish_d2.engine.setup import setup_cfg
+from wish_d2.utils.sources import SourcesChangedError
 
 CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs", "wish_synthetic.yaml")
 
@@ -78,4 +79,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except SourcesChangedError as e:  # the code was edited under a running benchmark
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -27,6 +27,7 @@ from wish_d2.engine.setup import setup_cfg
 from wish_d2.engine.table import TABLE_ROWS, format_table, run_table
 from wish_d2.modeling.weights import WeightsError
 from wish_d2.utils.atomic import exit_on_disk_full
+from wish_d2.utils.sources import SourcesChangedError
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -81,3 +82,6 @@ if __name__ == "__main__":
     except (WeightsError, DataFormatError) as e:  # a weights or input file, named in the message
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except SourcesChangedError as e:  # the code was edited under a running table
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

@@ -10,7 +10,7 @@ def add_wish_config(cfg: CN) -> None:
     """Add the ``MODEL.WISH`` subtree (and the few stock keys WISH relies on) to ``cfg`` in place."""
     cfg.MODEL.WISH = CN()
     W = cfg.MODEL.WISH
-    W.STAGE = "all"  # what trains: "stage1" alignment, "stage2" contact+matching heads, "all" = both + pseudo-labels + eval
+    W.STAGE = "all"  # "stage1" alignment, "stage2" contact+matching heads, "all" = both + pseudo-labels + eval
     W.SUPERVISION = "pseudo"  # Stage 2 targets: "pseudo" (WISH) or "gt" (fully supervised upper bound)
     W.METHOD = "wish"  # inference rule, one of modeling.roi_heads.HEAD_METHODS (wish, matching_only, ...)
     W.USE_VISUAL = True  # ablation switch: False zeroes the CLIP embeddings in pair features (geometry only)
@@ -21,12 +21,12 @@ def add_wish_config(cfg: CN) -> None:
     W.CLIP = CN()
     W.CLIP.ENCODER = "OpenCLIPEncoder"  # CLIP_ENCODER_REGISTRY entry
     W.CLIP.MODEL_NAME = "WISH-Tiny-ViT"  # open_clip architecture; "ViT-B-16" for real data
-    W.CLIP.PRETRAINED = ""  # open_clip tag ("openai", "laion2b_s34b_b88k"), URL or local file; "" = seeded random init (tests)
+    W.CLIP.PRETRAINED = ""  # open_clip tag ("openai", "laion2b_s34b_b88k"), URL or file; "" = seeded random init
     W.CLIP.INIT_SEED = 0  # seed of the random init when PRETRAINED is "", so features are reproducible
     W.CLIP.PROMPT = "{noun} in contact with the {side} hand"  # Stage 1 text template per noun phrase and side
     W.CLIP.ZERO_SHOT_PROMPT = "an object held in the {side} hand"  # CLIP zero-shot baseline prompt
     W.CLIP.MASK_SOFT_COVERAGE = True  # attention bias from the fraction of each patch a mask covers (else binary)
-    W.CLIP.AUTOCAST = ""  # "bfloat16": image tower under CUDA autocast (faster GPU extraction); "" float32; CPU ignores it
+    W.CLIP.AUTOCAST = ""  # "bfloat16": image tower under CUDA autocast (faster extraction); "" float32; CPU ignores it
     W.CLIP.PROBE_FRAMES = 200  # synthetic test frames of the encoder's zero-shot category probe in the table; 0 = skip
     W.CLIP.WEB_PRETRAIN = CN()  # tiny CLIP pretrained on the synthetic web split (docs/SYNTHETIC.md)
     W.CLIP.WEB_PRETRAIN.ENABLED = False  # True: built on first use under $DETECTRON2_DATASETS, loaded as PRETRAINED
@@ -98,7 +98,7 @@ def add_wish_config(cfg: CN) -> None:
     W.PSEUDO = CN()
     W.PSEUDO.THRESHOLD = -1.0  # score threshold of a positive; < 0 = calibrate on the validation split
     W.PSEUDO.BOTH_RULE = True  # a hand may accept the object the other hand accepted if it is its own best
-    W.PSEUDO.EXTRA_THRESHOLD = -1.0  # score a hand's further objects must clear (MAX_OBJECTS_PER_HAND > 1); < 0 = calibrate
+    W.PSEUDO.EXTRA_THRESHOLD = -1.0  # score a hand's further objects need (MAX_OBJECTS_PER_HAND > 1); < 0 = calibrate
     W.PSEUDO.FILE = ""  # pseudo-label json to train Stage 2 on; "" = OUTPUT_DIR/pseudo_labels.json
 
     W.STAGE2 = CN()
@@ -111,7 +111,7 @@ def add_wish_config(cfg: CN) -> None:
 
     W.INFERENCE = CN()
     W.INFERENCE.CONTACT_THRESHOLD = -1.0  # keep a hand's object if its probability >= this; < 0 = calibrate on val
-    W.INFERENCE.EXTRA_CONTACT_THRESHOLD = -1.0  # contactness a further object needs (MAX_OBJECTS_PER_HAND > 1); < 0 = calibrate
+    W.INFERENCE.EXTRA_CONTACT_THRESHOLD = -1.0  # contactness a further object needs (K > 1 per hand); < 0 = calibrate
     W.INFERENCE.FUSION = "product"  # "product": argmax + threshold on q = sqrt(c*softmax a); "chain": argmax a, then c
 
     W.LOSS_WEIGHTS = CN()
@@ -135,4 +135,4 @@ def add_wish_config(cfg: CN) -> None:
     cfg.DATASETS.SYNTHETIC.NUM_VAL = 600  # frames in wish_synth_val; the two thresholds are calibrated on it
     cfg.DATASETS.SYNTHETIC.NUM_TEST = 1000  # frames in wish_synth_test
     cfg.DATASETS.SYNTHETIC.IMAGE_SIZE = (160, 160)  # (H, W) of synthetic frames
-    cfg.DATASETS.SYNTHETIC.MULTI_GRIP = 0.0  # share of one-hand grips that hold a second object; 0 = the benchmark's bytes
+    cfg.DATASETS.SYNTHETIC.MULTI_GRIP = 0.0  # share of one-hand grips with a second object; 0 = the benchmark's bytes

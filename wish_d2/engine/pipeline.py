@@ -163,7 +163,8 @@ def run_pipeline(cfg, resume: bool = False, allow_partial_weights: bool = False)
     model = train_stage(c2, resume, allow_partial_weights)
     if float(w.INFERENCE.CONTACT_THRESHOLD) < 0:
         if val is None:
-            raise ValueError("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD < 0 asks for calibration, but DATASETS.VAL is empty")
+            raise ValueError("MODEL.WISH.INFERENCE.CONTACT_THRESHOLD < 0 asks for calibration, "
+                             "but DATASETS.VAL is empty")
         unwrap_model(model).roi_heads.contact_threshold.fill_(calibrate_contact_threshold(c2, model, val))
     if w.MAX_OBJECTS_PER_HAND > 1 and float(w.INFERENCE.EXTRA_CONTACT_THRESHOLD) < 0:
         if val is None:

@@ -30,6 +30,7 @@ from ..data.common import DataFormatError
 from ..modeling.meta_arch import selections_to_instances
 from ..pretrain.zero_shot import encoder_report
 from ..utils.atomic import atomic_path, write_json
+from ..utils.sources import IMPORTED_SOURCES, check_same_sources
 from .calibration import calibrate_contact_threshold
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
 from .pipeline import evaluate, run_pipeline, stage_cfg
@@ -165,10 +166,12 @@ def _run_group(cfg, out: str, group: str, methods: Sequence[str]):
     return res, time.perf_counter() - t0
 
 
-def _init_worker(threads: int, register: Optional[Callable], cfg) -> None:
-    """A fresh (spawned) worker: logging, its share of the cores, and the datasets the parent registered."""
+def _init_worker(threads: int, register: Optional[Callable], cfg, sources: str) -> None:
+    """A fresh (spawned) worker: the parent's code (``sources``, its fingerprint), logging, its share of the cores,
+    and the datasets the parent registered."""
     from detectron2.utils.logger import setup_logger
 
+    check_same_sources(sources)
     setup_logger(name="wish_d2")
     setup_logger(name="detectron2", abbrev_name="d2")
     logging.getLogger("fvcore").setLevel(logging.WARNING)
@@ -193,9 +196,10 @@ def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Opt
         done = [_run_group(cfg, out, g, methods) for g in groups]
     else:
         threads = max(1, torch.get_num_threads() // jobs)
+        check_same_sources(IMPORTED_SOURCES)  # the workers import the package from disk again
         ctx = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads, register, cfg)) as pool:
+                                 initargs=(threads, register, cfg, IMPORTED_SOURCES)) as pool:
             done = [f.result() for f in [pool.submit(_run_group, cfg, out, g, methods) for g in groups]]
     res, times = {}, {}
     for g, (r, seconds) in zip(groups, done):

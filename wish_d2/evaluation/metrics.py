@@ -96,7 +96,8 @@ def paint_label_map(
 
 
 def gt_label_map(annotations: Optional[Sequence[Dict]], height: int, width: int) -> torch.Tensor:
-    """Ground-truth ``uint8 [height, width]`` label map of dataset-dict ``annotations`` (see :func:`paint_label_map`)."""
+    """Ground-truth ``uint8 [height, width]`` label map of dataset-dict ``annotations``
+    (see :func:`paint_label_map`)."""
     anns = list(annotations or [])
     if not anns:
         return torch.zeros((height, width), dtype=torch.uint8)

@@ -27,7 +27,8 @@ def open_vocab_scores(v: torch.Tensor, geom: torch.Tensor, vocabulary: torch.Ten
     background prompts (a hand, the counter). A proposal's objectness ``o_i`` is the probability mass CLIP puts on the
     nouns, ``softmax(logit_scale * cos(v_i, vocabulary))`` summed over the noun rows; its nearness to hand ``s`` is
     the geometry channel ``near_hand_frac_of_obj``, the fraction of the proposal inside the dilated hand. Returns
-    ``log(o_i * near_{i,s})`` (floored), so the matching-only rule picks ``argmax_i o_i * near_{i,s}`` and scores it by its share of that product.
+    ``log(o_i * near_{i,s})`` (floored), so the matching-only rule picks ``argmax_i o_i * near_{i,s}`` and scores it
+    by its share of that product.
     """
     cos = F.normalize(v, dim=-1) @ F.normalize(vocabulary, dim=-1).T  # [B, N, K]
     objectness = torch.softmax(logit_scale * cos, dim=-1)[..., :num_nouns].sum(-1)  # [B, N]

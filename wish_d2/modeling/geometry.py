@@ -15,8 +15,9 @@ from typing import Tuple
 import torch
 import torch.nn.functional as F
 
-__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "GEOMETRY_INDEX", "NEAR_HAND_FRAC_OF_OBJ", "MIN_WORKING_SIDE", "working_size",
-           "to_working_res", "pair_geometry", "hand_overlap_fraction", "masks_to_boxes", "contact_region_masks"]
+__all__ = ["GEOMETRY_DIM", "GEOMETRY_NAMES", "GEOMETRY_INDEX", "NEAR_HAND_FRAC_OF_OBJ", "MIN_WORKING_SIDE",
+           "working_size", "to_working_res", "pair_geometry", "hand_overlap_fraction", "masks_to_boxes",
+           "contact_region_masks"]
 
 #: Names of the G features, in order.
 GEOMETRY_NAMES = (

@@ -228,8 +228,8 @@ class DetectorHands(DatasetHands):
         if not os.path.isfile(config_file):
             raise FileNotFoundError(f"Hand detector config not found: {config_file} (MODEL.WISH.HANDS.DETECTOR_CONFIG)")
         if not weights:
-            raise WeightsError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its weights. "
-                               + detector_train_hint(config_file, "output/hand_detector/model_final.pth"))
+            raise WeightsError("MODEL.WISH.HANDS.DETECTOR_WEIGHTS is empty: the detector hand source needs its "
+                               "weights. " + detector_train_hint(config_file, "output/hand_detector/model_final.pth"))
         weights = resolve_weights_file(weights, "MODEL.WISH.HANDS.DETECTOR_WEIGHTS",
                                        detector_train_hint(config_file, weights))
         cfg = get_cfg()

@@ -3,8 +3,9 @@ open_clip state dict with a manifest beside it, and checked against that manifes
 
 The shipped file lives in ``wish_d2/model_zoo/`` and is named in configs as ``wish_d2://<file>`` (resolved by
 :func:`wish_d2.modeling.shipped.resolve_shipped`), so it loads from any working directory through
-``MODEL.WISH.CLIP.PRETRAINED``, the same path that real CLIP weights take. The manifest records the exact command, the settings, the SHA-256, the wall time,
-the loss curve and the zero-shot probe curve (val frames, used to choose settings; test frames, reported only).
+``MODEL.WISH.CLIP.PRETRAINED``, the same path that real CLIP weights take. The manifest records the exact command,
+the settings, the SHA-256, the wall time, the loss curve and the zero-shot probe curve (val frames, used to choose
+settings; test frames, reported only).
 """
 import copy
 import io

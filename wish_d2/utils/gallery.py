@@ -82,8 +82,8 @@ main{padding:14px 20px;display:flex;flex-direction:column;gap:14px}
 figure{margin:0}
 figure img{display:block;width:100%;height:auto;max-height:420px;object-fit:contain;border-radius:4px;
   background:#000;cursor:zoom-in}
-figure img.big{position:fixed;inset:0;margin:auto;width:95vw;height:95vh;max-height:none;background:rgba(0,0,0,.92);z-index:10;
-  box-shadow:0 0 0 100vmax rgba(0,0,0,.92);border-radius:0;cursor:zoom-out}
+figure img.big{position:fixed;inset:0;margin:auto;width:95vw;height:95vh;max-height:none;
+  background:rgba(0,0,0,.92);z-index:10;box-shadow:0 0 0 100vmax rgba(0,0,0,.92);border-radius:0;cursor:zoom-out}
 figcaption{font-size:12px;color:#9aa4b2;margin-top:3px}
 .metrics{border-collapse:collapse;font-size:12px;margin-top:8px}
 .empty{color:#8d96a3;padding:20px}

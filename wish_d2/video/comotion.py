@@ -45,7 +45,8 @@ class CoMotion:
 
     def __init__(self, sigma: float = 0.01, min_motion: float = 0.006, memory: float = 0.0):
         if sigma <= 0:
-            raise ValueError(f"sigma (the spread of displacements, fraction of the frame side) must be > 0, got {sigma}")
+            raise ValueError("sigma (the spread of displacements, fraction of the frame side) must be > 0, "
+                             f"got {sigma}")
         if min_motion < 0:
             raise ValueError(f"min_motion must be >= 0, got {min_motion}")
         if not 0 <= memory < 1:

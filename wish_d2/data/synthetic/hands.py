@@ -8,7 +8,8 @@ import numpy as np
 
 from .drawing import SHIFT, capsule, ellipse, fill, rot, shade, to_cv
 
-__all__ = ["CAMERAS", "GRIP_REACH", "sample_hand_pose", "new_hand", "set_grip_fingers", "hand_geometry", "draw_hand_layer"]
+__all__ = ["CAMERAS", "GRIP_REACH", "sample_hand_pose", "new_hand", "set_grip_fingers", "hand_geometry",
+           "draw_hand_layer"]
 
 GRIP_REACH = 0.45  # grip fingers cover this fraction of the held object's extent along the hand
 
