@@ -112,8 +112,7 @@ def test_cpu_amp_trains_the_detector_in_bfloat16_and_keeps_float32_weights(hands
     cfg = hand_detector_cfg(DETECTOR_CONFIG, list(SMALL_BACKBONE) + [
         "DATASETS.TRAIN", f"('{train}',)", "DATASETS.TEST", "()", "SOLVER.MAX_ITER", "2",
         "SOLVER.IMS_PER_BATCH", "2", "SOLVER.WARMUP_ITERS", "1", "SOLVER.CHECKPOINT_PERIOD", "100",
-        "INPUT.MIN_SIZE_TRAIN", "(48,)", "OUTPUT_DIR", str(tmp_path)])
-    assert cfg.SOLVER.AMP.ENABLED
+        "INPUT.MIN_SIZE_TRAIN", "(48,)", "SOLVER.AMP.ENABLED", "True", "OUTPUT_DIR", str(tmp_path)])
     trainer = HandDetectorTrainer(cfg)
     trainer.resume_or_load(resume=False)
     dtypes = []

@@ -70,7 +70,6 @@ SMALL_BACKBONE = (
     "DATALOADER.NUM_WORKERS", "0",
     "SOLVER.IMS_PER_BATCH", "8",
     "SOLVER.BASE_LR", "0.02",
-    "SOLVER.AMP.ENABLED", "True",  # bfloat16 mixed precision on the CPU (HandDetectorTrainer): about 30% per step
 )
 #: Training iterations of each detector (batch 8, from scratch). 300 left the masks coarse (hand mask AP 53-62,
 #: 7-11% of the hands missed) and WISH at 69-72% of its dataset-hands score; docs/RESULTS.md section 5.
