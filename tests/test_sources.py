@@ -51,3 +51,24 @@ def test_a_worker_refuses_to_start_on_other_sources_than_its_parent(module, args
     init = importlib.import_module(module)._init_worker
     with pytest.raises(SourcesChangedError, match="changed after this run started"):
         init(*args, "0" * 64)
+
+
+def test_a_pool_broken_by_a_refusing_worker_ends_in_the_clear_error(tmp_path):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from wish_d2.utils.sources import same_sources_in_workers
+
+    pkg = _tree(tmp_path)
+    start = source_fingerprint(str(pkg))
+    with pytest.raises(BrokenProcessPool):  # sources unchanged: the pool's own error passes through
+        with same_sources_in_workers(start, str(pkg)):
+            raise BrokenProcessPool("terminated abruptly")
+    with pytest.raises(SourcesChangedError):  # changed before the workers are spawned: refused at once
+        (pkg / "__init__.py").write_text("A = 2\n")
+        with same_sources_in_workers(start, str(pkg)):
+            pytest.fail("the block must not run")
+    (pkg / "__init__.py").write_text("A = 1\n")
+    with pytest.raises(SourcesChangedError, match="changed after this run started"):
+        with same_sources_in_workers(start, str(pkg)):
+            (pkg / "__init__.py").write_text("A = 3\n")  # changed while the workers start, one of them refused
+            raise BrokenProcessPool("terminated abruptly")

@@ -31,7 +31,7 @@ from ..data.image_io import read_image_rgb
 from ..evaluation.hand_sides import SideAccuracy
 from ..utils.atomic import write_json
 from ..utils.masks import encode_rle
-from ..utils.sources import IMPORTED_SOURCES, check_same_sources
+from ..utils.sources import IMPORTED_SOURCES, check_same_sources, same_sources_in_workers
 
 logger = logging.getLogger(__name__)
 
@@ -288,12 +288,12 @@ def run_hand_benchmark(cfg, out: str, iters: int = DETECTOR_ITERS, chest_iters: 
             results.update(_wish_job(cfg, out, seed, hands, threads))
         results.update(_chest_job(cfg, out, seed, chest_iters, chest_train, chest_test, threads))
     else:
-        check_same_sources(IMPORTED_SOURCES)  # the workers import the package from disk again
         ctx = multiprocessing.get_context("spawn")
         half = max(1, threads // 2)
         other_idle = ctx.Event()
-        with ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(other_idle, IMPORTED_SOURCES)) as pool:
+        # the workers import the package from disk again: it must still be the code this run started with
+        with same_sources_in_workers(), ProcessPoolExecutor(2, mp_context=ctx, initializer=_init_worker,
+                                                            initargs=(other_idle, IMPORTED_SOURCES)) as pool:
             chest = pool.submit(_chest_job, cfg, out, seed, chest_iters, chest_train, chest_test, half)
             chest.add_done_callback(lambda _: other_idle.set())
             results = pool.submit(_detector_job, cfg, out, seed, iters, threads).result()

@@ -30,7 +30,7 @@ from ..data.common import DataFormatError
 from ..modeling.meta_arch import selections_to_instances
 from ..pretrain.zero_shot import encoder_report
 from ..utils.atomic import atomic_path, write_json
-from ..utils.sources import IMPORTED_SOURCES, check_same_sources
+from ..utils.sources import IMPORTED_SOURCES, check_same_sources, same_sources_in_workers
 from .calibration import calibrate_contact_threshold
 from .data import cache_root, dataset_dicts, ensure_feature_cache, iterate_cached
 from .pipeline import evaluate, run_pipeline, stage_cfg
@@ -196,10 +196,11 @@ def run_seed(cfg, out: str, methods: Sequence[str], jobs: int = 1, register: Opt
         done = [_run_group(cfg, out, g, methods) for g in groups]
     else:
         threads = max(1, torch.get_num_threads() // jobs)
-        check_same_sources(IMPORTED_SOURCES)  # the workers import the package from disk again
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                                 initargs=(threads, register, cfg, IMPORTED_SOURCES)) as pool:
+        # the workers import the package from disk again: it must still be the code this run started with
+        init = (threads, register, cfg, IMPORTED_SOURCES)
+        with same_sources_in_workers(), ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                                                            initargs=init) as pool:
             done = [f.result() for f in [pool.submit(_run_group, cfg, out, g, methods) for g in groups]]
     res, times = {}, {}
     for g, (r, seconds) in zip(groups, done):

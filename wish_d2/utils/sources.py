@@ -6,10 +6,13 @@ the worker would run other code than the parent under the parent's config: a cra
 whose rows come from two versions of the method. Each worker compares its fingerprint with its parent's and refuses
 to start on a mismatch (:func:`check_same_sources`).
 """
+import contextlib
 import hashlib
 import os
+from concurrent.futures.process import BrokenProcessPool
 
-__all__ = ["PACKAGE_DIR", "SourcesChangedError", "source_fingerprint", "IMPORTED_SOURCES", "check_same_sources"]
+__all__ = ["PACKAGE_DIR", "SourcesChangedError", "source_fingerprint", "IMPORTED_SOURCES", "check_same_sources",
+           "same_sources_in_workers"]
 
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -46,3 +49,16 @@ def check_same_sources(parent: str, root: str = PACKAGE_DIR) -> None:
             f"{now[:12]} now), so a new worker process would run other code than its parent. Restore the sources, "
             "or run long jobs from a checkout that stays fixed (for example a git worktree), and rerun; "
             "tools/reproduce_table.py --resume keeps the seeds already finished.")
+
+
+@contextlib.contextmanager
+def same_sources_in_workers(parent: str = IMPORTED_SOURCES, root: str = PACKAGE_DIR):
+    """Around a process pool whose workers call :func:`check_same_sources`: the parent checks before they are
+    spawned, and a pool broken by a worker that refused to start ends in that error, not in "a process in the
+    process pool was terminated abruptly"."""
+    check_same_sources(parent, root)
+    try:
+        yield
+    except BrokenProcessPool:
+        check_same_sources(parent, root)
+        raise
