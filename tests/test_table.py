@@ -202,6 +202,10 @@ def test_resume_takes_finished_seeds_and_refuses_another_commands_file(tiny, one
         run_table(changed, str(out), [0], METHODS, jobs=1, resume=True)
     with pytest.raises(DataFormatError, match="results_partial.json"):
         run_table(_cfg(root, "elsewhere"), str(out), [0], METHODS[:2], jobs=1, resume=True)  # other rows
+    with monkeypatch.context() as m:  # the same command, run by edited code
+        m.setattr(table, "IMPORTED_SOURCES", "0" * 64)
+        with pytest.raises(DataFormatError, match="wish_d2 sources differ"):
+            run_table(_cfg(root, "elsewhere"), str(out), [0], METHODS, jobs=1, resume=True)
     (out / "results_partial.json").write_text('{"per_seed": ')
     with pytest.raises(DataFormatError, match="cannot resume from it"):
         run_table(_cfg(root, "elsewhere"), str(out), [0], METHODS, jobs=1, resume=True)

@@ -46,7 +46,7 @@ def argument_parser() -> argparse.ArgumentParser:
                              "the cores (default: one per core, at most the number of runs)")
     parser.add_argument("--resume", action="store_true",
                         help="take the seeds that DIR/results_partial.json holds from an interrupted run of the same "
-                             "command, and run only the others")
+                             "command on the same wish_d2 sources, and run only the others")
     parser.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides KEY VALUE ...")
     return parser
 

@@ -245,17 +245,19 @@ PARTIAL_FILE = "results_partial.json"
 
 
 def run_fingerprint(cfg, methods: Sequence[str], train_seed: Optional[int]) -> str:
-    """What a seed's results depend on: the config (but its output folder), the rows and the training seed."""
+    """What a seed's results depend on: the config (but its output folder), the rows, the training seed and the
+    ``wish_d2`` sources this process imported (so a resumed table never mixes seeds of two versions of the code)."""
     c = cfg.clone()
     c.defrost()
     c.OUTPUT_DIR = ""
-    text = json.dumps({"config": c.dump(), "methods": list(methods), "train_seed": train_seed}, sort_keys=True)
+    text = json.dumps({"config": c.dump(), "methods": list(methods), "train_seed": train_seed,
+                       "sources": IMPORTED_SOURCES}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def finished_seeds(path: str, fingerprint: str) -> Dict[int, Dict]:
     """The per-seed results an interrupted run left in ``path`` (``{}`` when there is none). A file written by a
-    different command (config, rows or training seed) is refused rather than mixed in."""
+    different command (config, rows, training seed or sources) is refused rather than mixed in."""
     if not os.path.exists(path):
         return {}
     try:
@@ -266,8 +268,8 @@ def finished_seeds(path: str, fingerprint: str) -> Dict[int, Dict]:
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise DataFormatError(f"{path}: cannot resume from it ({type(e).__name__}: {e}); delete it or drop --resume")
     if stored != fingerprint:
-        raise DataFormatError(f"{path} was written by a different command (config, --methods or --train-seed "
-                              "differ); delete it, use another --output-dir, or drop --resume")
+        raise DataFormatError(f"{path} was written by a different command (config, --methods, --train-seed or the "
+                              "wish_d2 sources differ); delete it, use another --output-dir, or drop --resume")
     return per_seed
 
 

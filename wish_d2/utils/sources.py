@@ -46,9 +46,9 @@ def check_same_sources(parent: str, root: str = PACKAGE_DIR) -> None:
     if now != parent:
         raise SourcesChangedError(
             f"the wish_d2 sources under {root} changed after this run started (fingerprint {parent[:12]} at start, "
-            f"{now[:12]} now), so a new worker process would run other code than its parent. Restore the sources, "
-            "or run long jobs from a checkout that stays fixed (for example a git worktree), and rerun; "
-            "tools/reproduce_table.py --resume keeps the seeds already finished.")
+            f"{now[:12]} now), so a new worker process would run other code than its parent. Restore the sources "
+            "and rerun (tools/reproduce_table.py --resume keeps the seeds already finished), and run long jobs "
+            "from a checkout that stays fixed, for example a git worktree.")
 
 
 @contextlib.contextmanager
