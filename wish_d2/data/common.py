@@ -9,10 +9,13 @@ reason in a :class:`SkipLog`, and each loader logs ONE summary line per dataset 
 examples.
 """
 import logging
+import math
+import numbers
 import warnings
 from collections import Counter, OrderedDict
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
+import numpy as np
 from detectron2.data import MetadataCatalog
 from detectron2.structures import BoxMode
 
@@ -28,6 +31,12 @@ EVALUATOR_TYPE = "wish_inhand"
 
 class DataFormatError(ValueError):
     """An input file is malformed; the message names the file (and the line or frame when known)."""
+
+
+def is_finite_number(x) -> bool:
+    """A real number, not a boolean (JSON's ``true`` is an ``int`` to Python) and neither NaN nor infinite: what a
+    score field of an input file must be."""
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
 
 
 class SkipLog:

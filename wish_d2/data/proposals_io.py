@@ -14,7 +14,6 @@ zero proposals and a logged warning; a record with zero masks is valid.
 """
 import json
 import logging
-import math
 import numbers
 import os
 from typing import Dict, Iterable, List, Optional
@@ -22,6 +21,7 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 from ..utils.atomic import atomic_path
 from ..utils.masks import MAX_MASK_SIDE, check_rle
+from .common import is_finite_number
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _check_record(rec, path: str, line, masks: bool = False) -> None:
     if len(rec["masks"]) != len(rec["scores"]):
         raise ValueError(f"{where}: {len(rec['masks'])} masks but {len(rec['scores'])} scores")
     for i, sc in enumerate(rec["scores"]):
-        if not isinstance(sc, numbers.Real) or isinstance(sc, (bool, np.bool_)) or not math.isfinite(sc):
+        if not is_finite_number(sc):
             raise ValueError(f"{where}: scores[{i}] must be a finite number, got {sc!r}")
     if masks:
         for i, m in enumerate(rec["masks"]):

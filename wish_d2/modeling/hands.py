@@ -6,7 +6,6 @@ Every source returns, per image, ``hand_masks`` (bool ``[2, H, W]``, order left,
 """
 import json
 import logging
-import math
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 
 from ..classes import SIDES
-from ..data.common import DataFormatError
+from ..data.common import DataFormatError, is_finite_number
 from ..data.hand_side import assign_sides, side_from_mask
 from ..registry import HAND_SOURCE_REGISTRY
 from ..utils.masks import check_rle, decode_rle
@@ -78,8 +77,7 @@ class DatasetHands:
 
 class PrecomputedHands(DatasetHands):
     """Hands from a json file ``{image_id: [{"segmentation": RLE, "side": "left"|"right"|null, "score": optional
-    number}, ...]}``,
-    e.g. the output of an external hand segmenter run once over a dataset.
+    number}, ...]}``, e.g. the output of an external hand segmenter run once over a dataset.
 
     The file is checked when it is opened (an object of lists of hand objects, known sides, well-formed RLEs) and
     each mask again when its image is looked up (the RLE's size must be the image's, so a huge ``size`` never gets
@@ -114,8 +112,7 @@ class PrecomputedHands(DatasetHands):
                 raise DataFormatError(f"{where}: hands[{k}].side must be 'left', 'right' or null, got "
                                       f"{hand.get('side')!r}")
             score = hand.get("score")
-            if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))
-                                      or not math.isfinite(score)):
+            if score is not None and not is_finite_number(score):
                 raise DataFormatError(f"{where}: hands[{k}].score must be a finite number or null, got {score!r}")
             try:
                 hand["segmentation"] = check_rle(hand["segmentation"])
